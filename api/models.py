@@ -1,0 +1,1 @@
+"""API users and their rights (R10.1) arrive with the REST API issue."""

@@ -1,0 +1,74 @@
+from django.contrib import admin
+
+from billing.models import Call, Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = ("name", "country")
+    search_fields = ("name",)
+
+
+class RouteInline(admin.TabularInline):
+    model = Route
+    extra = 0
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ("name", "node", "type", "timezone", "default_operator", "default_plan")
+    list_filter = ("node", "type")
+    search_fields = ("name",)
+    inlines = [RouteInline]
+    fieldsets = (
+        (None, {"fields": ("node", "name", "type", "timezone")}),
+        ("Dial plan", {"fields": ("access_code", "national_prefix", "international_prefix",
+                                  "country_code", "area_code", "extension_length",
+                                  "extension_pattern", "service_numbers")}),
+        ("Rating", {"fields": ("default_operator", "default_plan")}),
+    )
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = ("name", "device", "kind", "operator")
+    list_filter = ("device", "kind", "operator")
+
+
+@admin.register(SubscriberGroup)
+class SubscriberGroupAdmin(admin.ModelAdmin):
+    list_display = ("name", "node", "parent")
+    list_filter = ("node",)
+    search_fields = ("name",)
+
+
+class PhoneNumberInline(admin.TabularInline):
+    model = PhoneNumber
+    extra = 0
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ("full_name", "account_number", "group", "type", "plan")
+    list_filter = ("type", "group", "plan")
+    search_fields = ("full_name", "account_number", "contract_number", "numbers__dn")
+    inlines = [PhoneNumberInline]
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(admin.ModelAdmin):
+    list_display = ("dn", "device", "subscriber", "valid_from", "valid_to")
+    list_filter = ("device",)
+    search_fields = ("dn", "subscriber__full_name")
+    list_select_related = ("device", "subscriber")
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = ("start", "device", "extension", "dialled", "direction", "call_type",
+                    "duration", "cost", "currency")
+    list_filter = ("device", "direction", "call_type")
+    search_fields = ("extension", "dialled", "normalized", "source_key")
+    date_hierarchy = "start"
+    list_select_related = ("device",)
+    raw_id_fields = ("subscriber", "tariff", "route")

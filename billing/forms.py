@@ -1,0 +1,42 @@
+"""Input forms of the billing pages."""
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from billing.models import Device, Subscriber, SubscriberGroup
+from tariffs.models import CallType, Direction
+
+
+class CallFilterForm(forms.Form):
+    """R11.2: the calls browser's filters."""
+
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    device = forms.ModelChoiceField(Device.objects.all(), required=False)
+    group = forms.ModelChoiceField(SubscriberGroup.objects.all(), required=False)
+    subscriber = forms.ModelChoiceField(Subscriber.objects.all(), required=False)
+    number = forms.CharField(required=False, max_length=64)
+    call_type = forms.TypedChoiceField(
+        choices=[("", "any type")] + list(CallType.choices), coerce=int, required=False, empty_value=None)
+    direction = forms.TypedChoiceField(
+        choices=[("", "any direction")] + list(Direction.choices), coerce=int, required=False, empty_value=None)
+    cost_min = forms.DecimalField(required=False, min_value=0, decimal_places=4)
+    cost_max = forms.DecimalField(required=False, min_value=0, decimal_places=4)
+    unknown = forms.BooleanField(required=False, label="Unknown numbers only")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The period ends before it starts.")
+        return data
+
+    def filters(self) -> dict:
+        """The selector's filters; dates are whole days in the server's time zone."""
+        data = dict(self.cleaned_data)
+        zone = timezone.get_current_timezone()
+        if data.get("date_from"):
+            data["date_from"] = datetime.combine(data["date_from"], time.min, zone)
+        if data.get("date_to"):
+            data["date_to"] = datetime.combine(data["date_to"] + timedelta(days=1), time.min, zone)
+        return data

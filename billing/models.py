@@ -1,0 +1,260 @@
+"""Topology (nodes, devices, routes), subscribers, numbers and calls (R1, R3, R6)."""
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from tariffs.models import CallType, Direction, Operator, Tariff, TariffPlan
+
+digits = RegexValidator(r"^[0-9]*$", "Digits only.")
+
+
+def validate_timezone(value):
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"Unknown time zone {value!r}.") from exc
+
+
+class Node(models.Model):
+    """R1.1: a site ("communication node") holding devices and the root of its group tree."""
+
+    name = models.CharField(max_length=100, unique=True)
+    # ISO 3166 alpha-2; selects the public-holiday calendar for holiday rates.
+    country = models.CharField(max_length=2, blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class DeviceType(models.TextChoices):
+    """R1.1: the telephone system's kind; it selects the CDR parser."""
+
+    CUCM = "cucm", "Cisco CUCM"
+    THREECX = "3cx", "3CX"
+    ASTERISK = "asterisk", "Asterisk"
+    FREESWITCH = "freeswitch", "FreeSWITCH"
+    RADIUS = "radius", "RADIUS gateway (Cisco, Ribbon SBC)"
+    GENERIC = "generic", "Generic CSV / SMDR"
+
+
+class Device(models.Model):
+    """R1.1, R3.1: a telephone system with its time zone and dial plan."""
+
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="devices")
+    name = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=20, choices=DeviceType.choices)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # Dial plan (R3.1).
+    access_code = models.CharField(
+        max_length=8, blank=True, validators=[digits], help_text="Outside-line prefix, e.g. 9."
+    )
+    national_prefix = models.CharField(max_length=4, blank=True, default="0", validators=[digits])
+    international_prefix = models.CharField(
+        max_length=4, blank=True, default="00", validators=[digits]
+    )
+    country_code = models.CharField(max_length=4, blank=True, validators=[digits])
+    area_code = models.CharField(max_length=8, blank=True, validators=[digits])
+    extension_length = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Internal numbers have this many digits."
+    )
+    extension_pattern = models.CharField(
+        max_length=200, blank=True, help_text="Regular expression for internal numbers."
+    )
+    service_numbers = models.CharField(
+        max_length=200,
+        blank=True,
+        default="101,102,103,104,112,911",
+        help_text="Comma-separated emergency and service numbers.",
+    )
+    default_operator = models.ForeignKey(
+        Operator, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    default_plan = models.ForeignKey(
+        TariffPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class RouteKind(models.TextChoices):
+    ROUTE = "route", "route (trunk group)"
+    GATEWAY = "gateway", "gateway"
+
+
+class Route(models.Model):
+    """R1.2: a trunk group or gateway of a device, bound to the carrier it reaches."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="routes")
+    # As the PBX names it in its CDR (3CX: the line's number, CUCM: the gateway device).
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=RouteKind.choices, default=RouteKind.ROUTE)
+    operator = models.ForeignKey(Operator, on_delete=models.PROTECT, related_name="routes")
+
+    class Meta:
+        ordering = ["device", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "name"], name="route_unique_per_device")
+        ]
+
+    def __str__(self):
+        return f"{self.device}/{self.name}"
+
+
+class SubscriberGroup(models.Model):
+    """R1.3: a department; groups form a tree per node, the node being its root."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="groups")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["node", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "name"], name="group_unique_per_node")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.parent_id and self.parent.node_id != self.node_id:
+            raise ValidationError({"parent": "The parent group belongs to another node."})
+        ancestor = self.parent
+        while ancestor is not None:
+            if ancestor.pk == self.pk:
+                raise ValidationError({"parent": "A group cannot be its own ancestor."})
+            ancestor = ancestor.parent
+
+
+class SubscriberType(models.IntegerChoices):
+    """R6.1: the original's subscriber types, numbers kept."""
+
+    INDIVIDUAL = 0, "individual"
+    LEGAL_ENTITY = 1, "legal entity"
+    SERVICE = 2, "service"
+    BUDGET = 3, "budget"
+    PRIVILEGED = 4, "privileged"
+
+
+class Subscriber(models.Model):
+    """R6.1: an employee (Enterprise) or a paying customer (Provider)."""
+
+    full_name = models.CharField(max_length=300)
+    group = models.ForeignKey(
+        SubscriberGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="subscribers"
+    )
+    type = models.IntegerField(choices=SubscriberType.choices, default=SubscriberType.INDIVIDUAL)
+    connection_date = models.DateField(null=True, blank=True)
+    contract_number = models.CharField(max_length=100, blank=True)
+    contract_date = models.DateField(null=True, blank=True)
+    # Generated from the id when not given (R6.1).
+    account_number = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    personal_code = models.CharField("personal tax code", max_length=50, blank=True)
+    edrpou = models.CharField("EDRPOU code", max_length=20, blank=True)
+    tax_code = models.CharField("VAT tax code", max_length=50, blank=True)
+    bank_code = models.CharField(max_length=20, blank=True)
+    bank_name = models.CharField(max_length=200, blank=True)
+    bank_account = models.CharField(max_length=50, blank=True)
+    plan = models.ForeignKey(
+        TariffPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="subscribers"
+    )
+
+    class Meta:
+        ordering = ["full_name"]
+
+    def __str__(self):
+        return self.full_name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        if not self.account_number:
+            self.account_number = str(self.pk)
+            super().save(update_fields=["account_number"])
+
+
+class PhoneNumber(models.Model):
+    """R6.2: a number (DN) held by a subscriber on a device for a period."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="numbers")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="numbers")
+    dn = models.CharField("number", max_length=32)
+    description = models.CharField(max_length=200, blank=True)
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True, help_text="Last day; empty while held.")
+
+    class Meta:
+        ordering = ["device", "dn", "valid_from"]
+        indexes = [models.Index(fields=["device", "dn", "valid_from"], name="number_lookup")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "dn", "valid_from"], name="number_unique_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_to__isnull=True) | models.Q(valid_to__gte=models.F("valid_from")),
+                name="number_valid_to_after_valid_from",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.dn} ({self.device})"
+
+
+class Call(models.Model):
+    """R3.2: one telephone call, normalised, classified and rated."""
+
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="calls")
+    # Stable identity of the record at its source: re-delivery must not double a call (R2.4).
+    source_key = models.CharField(max_length=200)
+    start = models.DateTimeField(help_text="UTC.")
+    duration = models.PositiveIntegerField(help_text="Talk time, seconds.")
+    direction = models.IntegerField(choices=Direction.choices)
+    call_type = models.IntegerField(choices=CallType.choices, default=CallType.UNKNOWN)
+    extension = models.CharField(max_length=64, blank=True, help_text="The originator's number.")
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    dialled = models.CharField(max_length=64, blank=True, help_text="As the PBX recorded it.")
+    normalized = models.CharField(max_length=64, blank=True)
+    route = models.ForeignKey(Route, null=True, blank=True, on_delete=models.SET_NULL)
+    trunk = models.CharField(max_length=100, blank=True, help_text="Route name as in the CDR.")
+    operator = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL)
+    plan = models.ForeignKey(TariffPlan, null=True, blank=True, on_delete=models.SET_NULL)
+    code = models.CharField(max_length=32, blank=True)
+    tariff = models.ForeignKey(Tariff, null=True, blank=True, on_delete=models.SET_NULL)
+    billable_seconds = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    rating_note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "source_key"], name="call_unique_source_key")
+        ]
+        indexes = [
+            models.Index(fields=["start"], name="call_start"),
+            models.Index(fields=["subscriber", "start"], name="call_subscriber_start"),
+            models.Index(fields=["device", "start"], name="call_device_start"),
+            models.Index(fields=["call_type", "start"], name="call_type_start"),
+        ]
+
+    def __str__(self):
+        return f"{self.start:%Y-%m-%d %H:%M} {self.extension} -> {self.dialled}"
+
+    @property
+    def is_unknown_number(self):
+        """R6.3: an outgoing call from a number no subscriber held at the time."""
+        return self.subscriber_id is None and self.direction != Direction.INCOMING

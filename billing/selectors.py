@@ -1,0 +1,53 @@
+"""Reads of billing data that are more than one filter()."""
+from collections import defaultdict
+from datetime import date
+
+from django.db.models import Q
+
+from billing.models import Call, Device, PhoneNumber
+
+
+class NumberDirectory:
+    """R6.3: who held each number of a device on a given day."""
+
+    def __init__(self, device: Device):
+        self._by_dn: dict[str, list[tuple[date, date | None, int, int | None]]] = defaultdict(list)
+        rows = PhoneNumber.objects.filter(device=device).values_list(
+            "dn", "valid_from", "valid_to", "subscriber_id", "subscriber__plan_id"
+        )
+        for dn, valid_from, valid_to, subscriber_id, plan_id in rows:
+            self._by_dn[dn].append((valid_from, valid_to, subscriber_id, plan_id))
+
+    def holder(self, dn: str, day: date) -> tuple[int, int | None] | None:
+        """(subscriber id, plan id) of the holder of `dn` on `day`, or None."""
+        for valid_from, valid_to, subscriber_id, plan_id in self._by_dn.get(dn, ()):
+            if valid_from <= day and (valid_to is None or day <= valid_to):
+                return subscriber_id, plan_id
+        return None
+
+
+def call_list(*, filters: dict | None = None):
+    """R11.2: calls with what the calls page and the export show, newest first."""
+    filters = filters or {}
+    qs = Call.objects.select_related(
+        "device", "subscriber", "subscriber__group", "operator", "tariff", "route"
+    )
+    if filters.get("date_from"):
+        qs = qs.filter(start__gte=filters["date_from"])
+    if filters.get("date_to"):
+        qs = qs.filter(start__lt=filters["date_to"])
+    if filters.get("number"):
+        n = filters["number"]
+        qs = qs.filter(Q(extension__contains=n) | Q(dialled__contains=n) | Q(normalized__contains=n))
+    for key in ("device", "subscriber", "call_type", "direction"):
+        if filters.get(key) not in (None, ""):
+            qs = qs.filter(**{key: filters[key]})
+    if filters.get("group"):
+        qs = qs.filter(subscriber__group=filters["group"])
+    if filters.get("cost_min") is not None:
+        qs = qs.filter(cost__gte=filters["cost_min"])
+    if filters.get("cost_max") is not None:
+        qs = qs.filter(cost__lte=filters["cost_max"])
+    if filters.get("unknown"):
+        qs = qs.filter(subscriber__isnull=True).exclude(direction=1)
+    return qs.order_by("-start", "-id")

@@ -1,0 +1,40 @@
+"""`manage.py observers`: run every enabled local profile, one thread each."""
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from observers.models import ObserverProfile, SourceType
+from observers.runner import run_profile
+
+
+def start_local_observers(stop: threading.Event, *, interval: float = 5.0) -> list[threading.Thread]:
+    """Start a thread per enabled, local profile whose source can run here."""
+    threads = []
+    profiles = ObserverProfile.objects.select_related("device").filter(
+        enabled=True, remote=False, source=SourceType.FOLDER)
+    for profile in profiles:
+        thread = threading.Thread(
+            target=run_profile, kwargs={"profile": profile, "stop": stop, "interval": interval},
+            name=f"observer-{profile.name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+class Command(BaseCommand):
+    help = "Run the collectors of all enabled local observer profiles."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=5.0, help="Seconds between polls.")
+
+    def handle(self, *args, interval, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        threads = start_local_observers(stop, interval=interval)
+        self.stdout.write(f"{len(threads)} observer(s) running: "
+                          + ", ".join(t.name.removeprefix("observer-") for t in threads))
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(1)

@@ -1,0 +1,1 @@
+"""One module per data source type (R2.2)."""

@@ -1,0 +1,76 @@
+"""R2.2 folder source: poll a folder; each finished file is processed once, then moved to
+`done/` (or `failed/` when it could not be read)."""
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DONE, FAILED = "done", "failed"
+
+
+@dataclass
+class FolderWatcher:
+    """Finds files that have stopped growing and hands their bytes to `deliver`.
+
+    A file is taken when its size and modification time are unchanged between two polls
+    (or it is older than `settle_seconds`), so a file still being written is never read
+    half-way. Hidden files and the `done`/`failed` subfolders are ignored.
+    """
+
+    path: Path
+    deliver: Callable[[bytes, str], object]
+    max_bytes: int = 512 * 1024 * 1024
+    settle_seconds: float = 2.0
+    _seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def _ready(self, item: Path) -> bool:
+        stat = item.stat()
+        signature = (stat.st_size, stat.st_mtime_ns)
+        previous = self._seen.get(item.name)
+        self._seen[item.name] = signature
+        if previous == signature:
+            return True
+        return time.time() - stat.st_mtime >= self.settle_seconds
+
+    def poll(self) -> int:
+        """Process every finished file once; return how many were processed."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"folder {self.path} does not exist")
+        processed = 0
+        for item in sorted(self.path.iterdir()):
+            # Symlinks could point outside the profile's folder: never followed.
+            if item.name.startswith(".") or item.is_symlink() or not item.is_file():
+                continue
+            if not self._ready(item):
+                continue
+            self._seen.pop(item.name, None)
+            self._process(item)
+            processed += 1
+        return processed
+
+    def _process(self, item: Path) -> None:
+        size = item.stat().st_size
+        if size > self.max_bytes:
+            logger.error("%s is %d bytes, over the %d-byte limit", item, size, self.max_bytes)
+            self._move(item, FAILED)
+            return
+        try:
+            self.deliver(item.read_bytes(), item.name)
+        except Exception:
+            logger.exception("processing %s failed; it stays for the next poll", item)
+            raise
+        self._move(item, DONE)
+
+    def _move(self, item: Path, sub: str) -> None:
+        target_dir = self.path / sub
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / item.name
+        n = 1
+        while target.exists():
+            target = target_dir / f"{item.stem}.{n}{item.suffix}"
+            n += 1
+        shutil.move(str(item), str(target))

@@ -1,0 +1,1 @@
+"""Limits, classes and PBX connectors (R8) arrive with their own issue."""

@@ -1,0 +1,1 @@
+"""Events and scripts (R9) arrive with their own issue."""

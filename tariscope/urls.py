@@ -1,0 +1,16 @@
+"""URL map: operator UI, admin, health."""
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from billing import views as billing_views
+from tariscope import health
+
+urlpatterns = [
+    path("", billing_views.home, name="home"),
+    path("health", health.health, name="health"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("billing.urls")),
+]

@@ -1,0 +1,45 @@
+"""Shared fixtures. Tests needing an external program or server call `needs(...)`: on a
+fresh machine that skips with a reason naming the package; under CI=true it fails."""
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parent / "data"
+
+
+def needs(ok: bool, reason: str) -> None:
+    """Skip when `ok` is false, or fail when CI=true (CI runs everything)."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: this test must run)")
+    pytest.skip(reason)
+
+
+def shared_testdata(relative: str) -> Path:
+    """A file from the steering repository's shared test data (GPL samples are read there)."""
+    path = SHARED_TESTDATA / relative
+    needs(path.exists(), f"shared test data {relative} is not present next to the repository")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _data_dirs(settings, tmp_path):
+    """Archives, logs and spools of each test go to its own temporary folder."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.ARCHIVE_DIR = settings.DATA_DIR / "archive"
+    settings.LOG_DIR = settings.DATA_DIR / "logs"
+    settings.SPOOL_DIR = settings.DATA_DIR / "spool"
+    settings.SCRIPTS_DIR = settings.DATA_DIR / "scripts"
+
+
+@pytest.fixture
+def postgres(db):
+    """The test runs on PostgreSQL (as CI runs it), not on the embedded SQLite."""
+    from django.db import connection
+
+    needs(connection.vendor == "postgresql",
+          "needs PostgreSQL (package postgresql): set DATABASE_URL=postgres://...")
+    return connection
