@@ -7,20 +7,22 @@ from django.utils import timezone
 from billing.models import Device, Subscriber, SubscriberGroup
 from tariffs.models import CallType, Direction
 
+_DATE = forms.DateInput(attrs={"type": "date"})
+
 
 class CallFilterForm(forms.Form):
     """R11.2: the calls browser's filters."""
 
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(required=False, label="From", widget=_DATE)
+    date_to = forms.DateField(required=False, label="To (inclusive)", widget=_DATE)
     device = forms.ModelChoiceField(Device.objects.all(), required=False)
     group = forms.ModelChoiceField(SubscriberGroup.objects.all(), required=False)
     subscriber = forms.ModelChoiceField(Subscriber.objects.all(), required=False)
     number = forms.CharField(required=False, max_length=64)
-    call_type = forms.TypedChoiceField(
-        choices=[("", "any type")] + list(CallType.choices), coerce=int, required=False, empty_value=None)
-    direction = forms.TypedChoiceField(
-        choices=[("", "any direction")] + list(Direction.choices), coerce=int, required=False, empty_value=None)
+    call_type = forms.TypedChoiceField(choices=[("", "any type"), *CallType.choices],
+                                       coerce=int, required=False, empty_value=None)
+    direction = forms.TypedChoiceField(choices=[("", "any direction"), *Direction.choices],
+                                       coerce=int, required=False, empty_value=None)
     cost_min = forms.DecimalField(required=False, min_value=0, decimal_places=4)
     cost_max = forms.DecimalField(required=False, min_value=0, decimal_places=4)
     unknown = forms.BooleanField(required=False, label="Unknown numbers only")

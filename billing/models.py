@@ -255,6 +255,11 @@ class Call(models.Model):
         return f"{self.start:%Y-%m-%d %H:%M} {self.extension} -> {self.dialled}"
 
     @property
+    def local_start(self):
+        """R3.2: the start as shown to people, in the device's time zone."""
+        return self.start.astimezone(zoneinfo.ZoneInfo(self.device.timezone))
+
+    @property
     def is_unknown_number(self):
         """R6.3: an outgoing call from a number no subscriber held at the time."""
         return self.subscriber_id is None and self.direction != Direction.INCOMING

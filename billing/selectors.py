@@ -4,7 +4,7 @@ from datetime import date
 
 from django.db.models import Q
 
-from billing.models import Call, Device, PhoneNumber
+from billing.models import Call, Device, PhoneNumber, SubscriberGroup
 
 
 class NumberDirectory:
@@ -26,6 +26,21 @@ class NumberDirectory:
         return None
 
 
+def group_subtree_ids(group) -> set[int]:
+    """R1.3: a group's id and the ids of every group below it."""
+    root = group.pk if hasattr(group, "pk") else int(group)
+    parents = dict(SubscriberGroup.objects.values_list("id", "parent_id"))
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in found and child not in found:
+                found.add(child)
+                changed = True
+    return found
+
+
 def call_list(*, filters: dict | None = None):
     """R11.2: calls with what the calls page and the export show, newest first."""
     filters = filters or {}
@@ -43,7 +58,7 @@ def call_list(*, filters: dict | None = None):
         if filters.get(key) not in (None, ""):
             qs = qs.filter(**{key: filters[key]})
     if filters.get("group"):
-        qs = qs.filter(subscriber__group=filters["group"])
+        qs = qs.filter(subscriber__group__in=group_subtree_ids(filters["group"]))
     if filters.get("cost_min") is not None:
         qs = qs.filter(cost__gte=filters["cost_min"])
     if filters.get("cost_max") is not None:

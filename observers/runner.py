@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from observers.models import ObserverProfile, ObserverState, SourceType
-from observers.services import profile_ingest, profile_logger, profile_set_state
+from observers.services import profile_deliver, profile_logger, profile_set_state
 from observers.sources.folder import FolderWatcher
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def _folder_watcher(profile: ObserverProfile) -> FolderWatcher:
 
     def deliver(data: bytes, name: str):
         close_old_connections()
-        return profile_ingest(profile=profile, data=data, source_name=name)
+        return profile_deliver(profile=profile, data=data, source_name=name)
 
     return FolderWatcher(path=Path(path), deliver=deliver,
                          max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,

@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.services import calls_store
-from observers.archive import archive_append
+from observers.archive import ArchiveChunk, archive_chunk_append
 from observers.models import LogLevel, ObserverProfile, ObserverState, RejectedRecord
 from observers.parsers import parser_for
 from observers.parsers.base import Reject
@@ -54,11 +54,15 @@ class IngestSummary:
         return asdict(self)
 
 
-def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> IngestSummary:
-    """R2.4, R2.7: archive `data` durably, then parse it and store its calls and rejects."""
+def profile_archive(*, profile: ObserverProfile, data: bytes) -> ArchiveChunk:
+    """R2.4: append received bytes to the profile's raw archive, durably, before parsing."""
+    return archive_chunk_append(folder=profile.archive_path, profile_name=profile.name,
+                                period=profile.archive_period, data=data)
+
+
+def chunk_process(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> IngestSummary:
+    """R2.7, R3, R4: parse archived bytes; store their calls and rejects. Safe to repeat."""
     log = profile_logger(profile)
-    archive_append(folder=profile.archive_path, profile_name=profile.name,
-                   period=profile.archive_period, data=data)
     parse = parser_for(profile.device.type)
     records, rejects = [], []
     for item in parse(data):
@@ -83,6 +87,23 @@ def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = 
     return summary
 
 
+def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> IngestSummary:
+    """Archive `data`, then process it in this process (the `ingest` command's path)."""
+    parser_for(profile.device.type)  # fail before archiving what could never be parsed
+    chunk = profile_archive(profile=profile, data=data)
+    return chunk_process(profile=profile, data=chunk.read(), source_name=source_name)
+
+
+def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = ""):
+    """Archive `data`, then hand it to the processing task: a Celery worker when a broker
+    is configured, this process otherwise (the embedded default)."""
+    from observers.tasks import process_chunk
+
+    chunk = profile_archive(profile=profile, data=data)
+    return process_chunk.delay(profile.pk, str(chunk.path), chunk.offset, chunk.length,
+                               source_name)
+
+
 def profile_set_state(*, profile: ObserverProfile, state: str) -> None:
     """R2.5: record whether the profile's collector is running."""
     ObserverProfile.objects.filter(pk=profile.pk).update(state=state)
@@ -90,4 +111,4 @@ def profile_set_state(*, profile: ObserverProfile, state: str) -> None:
     profile_logger(profile).log(STATUS, "observer %s", state)
 
 
-__all__ = ["IngestSummary", "ObserverState", "profile_ingest", "profile_set_state"]
+__all__ = ["IngestSummary", "ObserverState", "profile_deliver", "profile_ingest", "profile_set_state"]

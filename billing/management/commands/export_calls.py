@@ -1,0 +1,68 @@
+"""`manage.py export_calls --from D --to D --format csv|xlsx --output F`."""
+import sys
+from datetime import date, datetime, time, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from billing.exports import CALL_COLUMNS, call_row, write_calls_csv
+from billing.models import Device
+from billing.selectors import call_list
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+class Command(BaseCommand):
+    help = "Write the calls of a period (whole days, server time zone, both inclusive) to a file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--from", dest="date_from", required=True, type=_day)
+        parser.add_argument("--to", dest="date_to", required=True, type=_day)
+        parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+        parser.add_argument("--output", required=True, help="File to write; - for stdout (csv).")
+        parser.add_argument("--device", help="Only this device's calls.")
+
+    def handle(self, *args, date_from, date_to, format, output, device, **options):
+        if date_from > date_to:
+            raise CommandError("--from is after --to")
+        zone = timezone.get_current_timezone()
+        filters = {
+            "date_from": datetime.combine(date_from, time.min, zone),
+            "date_to": datetime.combine(date_to + timedelta(days=1), time.min, zone),
+        }
+        if device:
+            try:
+                filters["device"] = Device.objects.get(name=device).pk
+            except Device.DoesNotExist:
+                raise CommandError(f"no device named {device!r}") from None
+        calls = call_list(filters=filters).order_by("start", "id").iterator(chunk_size=5000)
+        if format == "csv":
+            if output == "-":
+                count = write_calls_csv(calls, sys.stdout)
+            else:
+                with open(output, "w", newline="", encoding="utf-8") as stream:
+                    count = write_calls_csv(calls, stream)
+        else:
+            if output == "-":
+                raise CommandError("xlsx cannot be written to stdout; give --output FILE")
+            count = _write_xlsx(calls, output)
+        self.stderr.write(f"{count} calls written to {output}")
+
+
+def _write_xlsx(calls, output) -> int:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Calls")
+    sheet.append(list(CALL_COLUMNS))
+    count = 0
+    for call in calls:
+        sheet.append(list(call_row(call).values()))
+        count += 1
+    book.save(output)
+    return count
