@@ -22,7 +22,9 @@ class Node(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     # ISO 3166 alpha-2; selects the public-holiday calendar for holiday rates.
-    country = models.CharField(max_length=2, blank=True)
+    country = models.CharField(
+        max_length=2, blank=True,
+        validators=[RegexValidator(r"^[A-Z]{2}$", "An ISO 3166 code: two capital letters.")])
     description = models.TextField(blank=True)
 
     class Meta:

@@ -54,41 +54,68 @@ def digits_of(raw: str) -> str:
     return _NON_DIGITS.sub("", raw or "")
 
 
-def normalize(dialled: str, plan: DialPlan) -> str:
-    """The number in international form (country code first, digits only).
+class Kind:
+    """What a dialled number is, as far as the dial plan can tell."""
 
-    Internal and service numbers are returned as their digits, unchanged.
+    EXTENSION = "extension"
+    SERVICE = "service"
+    EXTERNAL = "external"
+
+
+def parse_number(dialled: str, plan: DialPlan) -> tuple[str, str]:
+    """(number in international form, Kind) for a number as the PBX recorded it.
+
+    Extensions and service numbers are returned as their digits. On a device with an
+    outside-line access code, a number dialled without it is internal when it looks like
+    an extension (so extension 103 stays internal even where 103 is an emergency number),
+    and a service number dialled with it (9 103) is a service call. Without an access code,
+    service numbers win over the extension pattern.
     """
     raw = (dialled or "").strip()
     number = digits_of(raw)
     if not number:
-        return ""
+        return "", Kind.EXTERNAL
     if raw.startswith("+"):
-        return number
-    if plan.is_extension(number) or number in plan.service_numbers:
-        return number
-    if plan.access_code and number.startswith(plan.access_code) and len(number) > len(
-        plan.access_code
-    ):
-        number = number[len(plan.access_code):]
+        return number, Kind.EXTERNAL
+    access = plan.access_code
+    if access:
+        if plan.is_extension(number):
+            return number, Kind.EXTENSION
+        if number.startswith(access) and len(number) > len(access):
+            number = number[len(access):]
         if number in plan.service_numbers:
-            return number
+            return number, Kind.SERVICE
+    else:
+        if number in plan.service_numbers:
+            return number, Kind.SERVICE
+        if plan.is_extension(number):
+            return number, Kind.EXTENSION
     if plan.international_prefix and number.startswith(plan.international_prefix):
-        return number[len(plan.international_prefix):]
+        return number[len(plan.international_prefix):], Kind.EXTERNAL
     if plan.national_prefix and number.startswith(plan.national_prefix):
-        return plan.country_code + number[len(plan.national_prefix):]
-    return plan.country_code + plan.area_code + number
+        return plan.country_code + number[len(plan.national_prefix):], Kind.EXTERNAL
+    return plan.country_code + plan.area_code + number, Kind.EXTERNAL
+
+
+def normalize(dialled: str, plan: DialPlan) -> str:
+    """The number in international form (country code first, digits only)."""
+    return parse_number(dialled, plan)[0]
 
 
 def classify(
-    *, direction: int, normalized: str, plan: DialPlan, code_call_type: int | None
+    *, direction: int, normalized: str, plan: DialPlan, code_call_type: int | None,
+    kind: str | None = None,
 ) -> int:
-    """R3.3: the call type from the direction, the dial plan and the matched code."""
-    if direction == Direction.INTERNAL or plan.is_extension(normalized):
-        return CallType.INTERNAL
+    """R3.3: the call type from the direction, the number's kind (from `parse_number`;
+    guessed from the dial plan when not given) and the matched code."""
+    if kind is None:
+        kind = (Kind.SERVICE if normalized in plan.service_numbers
+                else Kind.EXTENSION if plan.is_extension(normalized) else Kind.EXTERNAL)
     if direction == Direction.INCOMING:
         return CallType.INCOMING
-    if normalized in plan.service_numbers:
+    if direction == Direction.INTERNAL or kind == Kind.EXTENSION:
+        return CallType.INTERNAL
+    if kind == Kind.SERVICE:
         return CallType.SERVICE
     if code_call_type is not None:
         return code_call_type

@@ -15,7 +15,8 @@ class NumberDirectory:
         rows = PhoneNumber.objects.filter(device=device).values_list(
             "dn", "valid_from", "valid_to", "subscriber_id", "subscriber__plan_id"
         )
-        for dn, valid_from, valid_to, subscriber_id, plan_id in rows:
+        for dn, valid_from, valid_to, subscriber_id, plan_id in rows.order_by("-valid_from"):
+            # Newest first: where periods overlap, the latest assignment holds the number.
             self._by_dn[dn].append((valid_from, valid_to, subscriber_id, plan_id))
 
     def holder(self, dn: str, day: date) -> tuple[int, int | None] | None:

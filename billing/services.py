@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.models import Call, Device
-from billing.numbering import DialPlan, classify, normalize
+from billing.numbering import DialPlan, Kind, classify, parse_number
 from billing.selectors import NumberDirectory
 from observers.parsers.base import CallRecord
 from tariffs.models import CallType, Direction, Operator, TariffPlan
@@ -54,7 +54,7 @@ class CallBuilder:
         plan_id = plan_id or self.device.default_plan_id
         route = self.routes.get(record.trunk) if record.trunk else None
         operator = route.operator if route else self.device.default_operator
-        normalized = normalize(record.dialled, self.dial_plan)
+        normalized, kind = parse_number(record.dialled, self.dial_plan)
         call = Call(
             device=self.device, source_key=record.source_key,
             start=local_start.astimezone(zoneinfo.ZoneInfo("UTC")), duration=record.duration,
@@ -63,7 +63,8 @@ class CallBuilder:
             operator=operator, plan_id=plan_id,
         )
         code_type = None
-        internal = record.direction == Direction.INTERNAL or self.dial_plan.is_extension(normalized)
+        internal = record.direction == Direction.INTERNAL or (
+            kind == Kind.EXTENSION and record.direction != Direction.INCOMING)
         if internal:
             call.direction = Direction.INTERNAL
             call.rating_note = "internal call: not rated"
@@ -86,7 +87,7 @@ class CallBuilder:
                 call.cost = decision.cost
                 call.currency = decision.currency
         call.call_type = classify(direction=call.direction, normalized=normalized,
-                                  plan=self.dial_plan, code_call_type=code_type)
+                                  plan=self.dial_plan, code_call_type=code_type, kind=kind)
         if call.call_type in _UNRATED:
             call.cost = None
         return call

@@ -32,7 +32,11 @@ def calls(request):
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="calls.csv"'
         return response
-    totals = qs.aggregate(count=Count("id"), duration=Sum("duration"), cost=Sum("cost"))
+    totals = qs.aggregate(count=Count("id"), duration=Sum("duration"))
+    # Costs in different currencies are never added together.
+    totals["costs"] = list(
+        qs.exclude(cost=None).order_by().values("currency").annotate(cost=Sum("cost"))
+        .order_by("currency"))
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -1,4 +1,5 @@
 """Observer profiles (R2.1) and the records they could not parse (R2.7)."""
+import hashlib
 from pathlib import Path
 
 from django.conf import settings
@@ -94,10 +95,19 @@ class RejectedRecord(models.Model):
     line_number = models.PositiveIntegerField(null=True, blank=True)
     raw = models.TextField()
     reason = models.CharField(max_length=500)
+    # SHA-1 of the raw text: a re-delivered bad line is not listed twice (R2.4).
+    fingerprint = models.CharField(max_length=40)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["profile", "received_at"], name="reject_profile_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "fingerprint"], name="reject_unique_raw")
+        ]
 
     def __str__(self):
         return f"{self.profile}: {self.reason}"
+
+    @staticmethod
+    def fingerprint_of(raw: str) -> str:
+        return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()  # noqa: S324

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from observers.models import ObserverProfile, ObserverState, SourceType
+from observers.parsers import parser_for
 from observers.services import profile_deliver, profile_logger, profile_set_state
 from observers.sources.folder import FolderWatcher
 
@@ -35,6 +36,7 @@ def run_profile(profile: ObserverProfile, *, once: bool = False,
             f"observer {profile.name}: the {profile.source} source is not available in this "
             "version; only folder profiles can run"
         )
+    parser_for(profile.device.type)  # refuse to start, rather than archive what cannot be parsed
     stop = stop or threading.Event()
     log = profile_logger(profile)
     watcher = _folder_watcher(profile)

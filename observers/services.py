@@ -70,21 +70,34 @@ def chunk_process(*, profile: ObserverProfile, data: bytes, source_name: str = "
     for reject in rejects:
         log.warning("%s line %s rejected: %s", source_name, reject.line_number, reject.reason)
     with transaction.atomic():
-        RejectedRecord.objects.bulk_create(
-            RejectedRecord(profile=profile, source_name=source_name[:300],
-                           line_number=r.line_number, raw=r.raw, reason=r.reason[:500])
-            for r in rejects
-        )
+        new_rejects = _rejects_store(profile=profile, rejects=rejects, source_name=source_name)
         stored = calls_store(device=profile.device, records=records)
         ObserverProfile.objects.filter(pk=profile.pk).update(
             records_total=F("records_total") + stored.calls,
-            rejects_total=F("rejects_total") + len(rejects),
+            rejects_total=F("rejects_total") + new_rejects,
             **({"last_record_at": timezone.now()} if stored.calls else {}),
         )
     summary = IngestSummary(received=len(records) + len(rejects), calls=stored.calls,
                             duplicates=stored.duplicates, rejected=len(rejects))
-    log.info("%s: %s", source_name or "data", summary.as_dict())
+    log.log(STATUS, "%s: %s", source_name or "data", summary.as_dict())
     return summary
+
+
+def _rejects_store(*, profile: ObserverProfile, rejects: list[Reject], source_name: str) -> int:
+    """R2.7: keep each bad record once, however often it is delivered; return how many are new."""
+    by_print = {RejectedRecord.fingerprint_of(r.raw): r for r in rejects}
+    known = set()
+    prints = list(by_print)
+    for i in range(0, len(prints), 500):
+        known.update(RejectedRecord.objects.filter(
+            profile=profile, fingerprint__in=prints[i:i + 500]).values_list("fingerprint", flat=True))
+    RejectedRecord.objects.bulk_create(
+        [RejectedRecord(profile=profile, source_name=source_name[:300], line_number=r.line_number,
+                        raw=r.raw, reason=r.reason[:500], fingerprint=fp)
+         for fp, r in by_print.items() if fp not in known],
+        ignore_conflicts=True,
+    )
+    return len(by_print) - len(known)
 
 
 def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> IngestSummary:

@@ -30,7 +30,9 @@ class Operator(models.Model):
     """R5.1: a carrier whose codes and tariffs price the calls routed through it."""
 
     name = models.CharField(max_length=100, unique=True)
-    currency = models.CharField(max_length=3, default="UAH", help_text="ISO 4217 code.")
+    currency = models.CharField(
+        max_length=3, default="UAH", help_text="ISO 4217 code.",
+        validators=[RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code: three capital letters.")])
     description = models.TextField(blank=True)
 
     class Meta:

@@ -15,12 +15,12 @@ def _database():
 
 
 def _broker():
-    if not settings.CELERY_BROKER_URL:
+    if settings.CELERY_TASK_ALWAYS_EAGER or settings.CELERY_BROKER_URL in ("", "memory://"):
         return {"status": "ok", "mode": "in-process"}
     from tariscope.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return {"status": "ok", "mode": "celery", "transport": conn.transport_cls}
     except Exception as exc:

@@ -123,6 +123,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -138,9 +139,11 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Celery -----------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-# No broker: tasks run in-process, the embedded default (R12.1).
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+_BROKER = env.str("CELERY_BROKER_URL", default="")
+# No broker: tasks run in-process, the embedded default (R12.1). Celery still builds a
+# broker connection for eager tasks; an in-memory one needs no server.
+CELERY_TASK_ALWAYS_EAGER = not _BROKER
+CELERY_BROKER_URL = _BROKER or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -149,7 +152,7 @@ CELERY_TASK_SERIALIZER = "json"
 # Results (progress of long jobs, R11.3) go to the broker's Redis unless set otherwise.
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND",
-    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+    default=_BROKER if _BROKER.startswith(("redis://", "rediss://")) else "",
 ) or None
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TIMEZONE = TIME_ZONE

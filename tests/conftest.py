@@ -36,6 +36,33 @@ def _data_dirs(settings, tmp_path):
 
 
 @pytest.fixture
+def pipeline_worker():
+    """A real Celery worker thread when a broker is configured (tasks go through it);
+    nothing on the embedded default, where tasks run in-process anyway."""
+    from django.conf import settings
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        yield None
+        return
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connection
+
+    from tariscope.celery import app
+
+    def close_connection(**_):
+        # The worker thread's own connection must not outlive the test database.
+        connection.close()
+
+    task_postrun.connect(close_connection, weak=False)
+    try:
+        with start_worker(app, perform_ping_check=False, pool="solo", loglevel="WARNING") as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(close_connection)
+
+
+@pytest.fixture
 def postgres(db):
     """The test runs on PostgreSQL (as CI runs it), not on the embedded SQLite."""
     from django.db import connection
@@ -43,3 +70,18 @@ def postgres(db):
     needs(connection.vendor == "postgresql",
           "needs PostgreSQL (package postgresql): set DATABASE_URL=postgres://...")
     return connection
+
+
+def wait_for(probe, *, timeout: float = 30.0, interval: float = 0.05):
+    """Poll `probe` until it returns something truthy (work done by another thread or
+    process, such as a Celery worker); fail with a clear message after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing after {timeout} s waiting for {probe}")
+        time.sleep(interval)

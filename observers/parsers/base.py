@@ -1,6 +1,6 @@
 """What every parser returns: call records, or rejects with a reason (R2.7). Pure."""
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,32 @@ class Reject:
 
 class ParseError(ValueError):
     """A record is malformed; the message is the reason shown in the rejects list."""
+
+
+# Column sizes of billing.models.Call (a test keeps the two in step).
+MAX_NUMBER = 64
+MAX_TRUNK = 100
+MAX_SOURCE_KEY = 200
+# 24 hours: longer is a broken counter, not a call.
+MAX_DURATION = 24 * 3600
+EARLIEST = datetime(1990, 1, 1)
+
+
+def check_record(record: CallRecord, *, now: datetime | None = None) -> CallRecord:
+    """Refuse what a parser produced but the call table cannot hold or should not believe."""
+    for name, limit in (("extension", MAX_NUMBER), ("dialled", MAX_NUMBER),
+                        ("trunk", MAX_TRUNK), ("source_key", MAX_SOURCE_KEY)):
+        value = getattr(record, name)
+        if len(value) > limit:
+            raise ParseError(f"{name} is {len(value)} characters long, more than {limit}")
+    if not 0 <= record.duration <= MAX_DURATION:
+        raise ParseError(f"duration {record.duration} s is out of range")
+    start = record.start.replace(tzinfo=None)
+    # A day of slack: the CDR's zone may be ahead of this server's.
+    latest = (now or datetime.now()) + timedelta(days=1)
+    if start < EARLIEST or start > latest:
+        raise ParseError(f"start {start:%Y-%m-%d %H:%M:%S} is before 1990 or in the future")
+    return record
 
 
 def decode_line(raw: bytes) -> str:

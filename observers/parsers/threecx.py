@@ -8,7 +8,7 @@ to-type, final-type, from-dispname, to-dispname, final-dispname, missed-queue-ca
 import csv
 from datetime import datetime
 
-from observers.parsers.base import CallRecord, ParseError, Reject, split_lines
+from observers.parsers.base import MAX_DURATION, CallRecord, ParseError, Reject, check_record, split_lines
 from tariffs.models import Direction
 
 FIELDS_V18 = (
@@ -38,24 +38,37 @@ def _duration(value: str) -> int:
     value = value.strip()
     if not value:
         return 0
-    parts = value.split(":")
-    try:
-        if len(parts) == 3:
+    if value.isdigit():
+        total = int(value)
+    else:
+        parts = value.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
             hours, minutes, seconds = (int(p) for p in parts)
-        elif value.isdigit():
-            hours, minutes, seconds = 0, 0, int(value)
-        else:
-            raise ValueError
-    except ValueError:
-        raise ParseError(f"duration {value!r} is not hh:mm:ss") from None
-    if hours < 0 or not 0 <= minutes < 60 or not 0 <= seconds < 60 or hours > 240:
-        raise ParseError(f"duration {value!r} is out of range")
-    return hours * 3600 + minutes * 60 + seconds
+        except ValueError:
+            raise ParseError(f"duration {value!r} is not hh:mm:ss") from None
+        if hours < 0 or not 0 <= minutes < 60 or not 0 <= seconds < 60:
+            raise ParseError(f"duration {value!r} is out of range")
+        total = hours * 3600 + minutes * 60 + seconds
+    if total > MAX_DURATION:
+        raise ParseError(f"duration {value!r} is longer than {MAX_DURATION // 3600} hours")
+    return total
+
+
+def _first_extension(chain: str) -> str:
+    """The first `Ext.NNN` in a 3CX chain such as `Chain: 10000;Ext.105;+380501234567;`."""
+    for part in chain.removeprefix("Chain:").split(";"):
+        part = part.strip()
+        if part.startswith("Ext."):
+            return part[4:]
+    return ""
 
 
 def parse_row(row: list[str]) -> CallRecord:
     """One CDR row in the default field order."""
-    if len(row) < 23:
+    if not 23 <= len(row) <= len(FIELDS_V18):
+        # Fewer: a cut line; more: two records run together. Neither is guessed at.
         raise ParseError(f"expected {len(FIELDS_V18)} fields, found {len(row)}")
     f = dict(zip(FIELDS_V18, (v.strip() for v in row), strict=False))
     if not f["historyid"] and not f["callid"]:
@@ -79,9 +92,10 @@ def parse_row(row: list[str]) -> CallRecord:
         other = f["dial-no"] or f["to-no"] or f["final-number"]
         trunk = f["to-dn"] if f["to-type"] in _EXTERNAL else f["final-dn"]
     elif from_external and to_external:
-        # Forwarded to an outside number: the external leg is what costs money.
+        # Forwarded to an outside number: the external leg is what costs money, and the
+        # extension that forwarded it (the first one in the chain) is who pays.
         direction = Direction.OUTGOING
-        extension = f["from-dn"]
+        extension = _first_extension(f["chain"]) or f["from-dn"]
         other = f["final-number"] or f["to-no"]
         trunk = f["final-dn"] or f["to-dn"]
     else:
@@ -104,9 +118,11 @@ def parse(data: bytes):
     """Yield a CallRecord or a Reject for every non-blank line of a 3CX CDR file or stream."""
     for number, text in split_lines(data):
         try:
-            rows = list(csv.reader([text]))
+            rows = list(csv.reader([text], strict=True))
             if len(rows) != 1:
                 raise ParseError("not one CSV record")
-            yield parse_row(rows[0])
-        except (ParseError, csv.Error) as exc:
+            yield check_record(parse_row(rows[0]))
+        except csv.Error as exc:
+            yield Reject(number, text, f"not a CSV record: {exc}")
+        except ParseError as exc:
             yield Reject(number, text, str(exc))

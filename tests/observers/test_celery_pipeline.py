@@ -2,14 +2,10 @@
 worker that reads the archived bytes (real Redis, real worker)."""
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from celery.signals import task_postrun
 from django.conf import settings as django_settings
-from django.db import connection
 
 from billing.models import Call
 from observers.services import profile_deliver
-from tariscope.celery import app
 from tests.conftest import needs
 from tests.factories import ObserverProfileFactory, priced_code
 
@@ -20,20 +16,10 @@ LINE = (
 )
 
 
-def _close_worker_connection(**_):
-    connection.close()
-
-
 @pytest.fixture
-def redis_worker():
+def redis_worker(pipeline_worker):
     needs(django_settings.CELERY_BROKER_URL.startswith("redis://"),
           "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
-    task_postrun.connect(_close_worker_connection, weak=False)
-    try:
-        with start_worker(app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
-            yield
-    finally:
-        task_postrun.disconnect(_close_worker_connection)
 
 
 @pytest.mark.django_db(transaction=True)

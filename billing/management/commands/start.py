@@ -35,7 +35,10 @@ class Command(BaseCommand):
             enabled=True, remote=False, source=SourceType.FOLDER)
         for profile in profiles:
             self.stdout.write(f"Processing waiting CDR files of observer {profile.name} ...")
-            run_profile(profile, once=True)
+            try:
+                run_profile(profile, once=True)
+            except Exception as exc:  # one broken profile must not keep the UI from starting
+                self.stderr.write(f"observer {profile.name}: {exc}")
         stop = threading.Event()
         start_local_observers(stop)
         url = f"http://{addrport}/"

@@ -1,4 +1,5 @@
 """`manage.py observers`: run every enabled local profile, one thread each."""
+import logging
 import signal
 import threading
 
@@ -6,6 +7,16 @@ from django.core.management.base import BaseCommand
 
 from observers.models import ObserverProfile, SourceType
 from observers.runner import run_profile
+
+logger = logging.getLogger(__name__)
+
+
+def _run_logged(*, profile, **kwargs):
+    """A profile that cannot run (no parser, no folder) is logged; the others go on."""
+    try:
+        run_profile(profile, **kwargs)
+    except Exception:
+        logger.exception("observer %s stopped", profile.name)
 
 
 def start_local_observers(stop: threading.Event, *, interval: float = 5.0) -> list[threading.Thread]:
@@ -15,7 +26,7 @@ def start_local_observers(stop: threading.Event, *, interval: float = 5.0) -> li
         enabled=True, remote=False, source=SourceType.FOLDER)
     for profile in profiles:
         thread = threading.Thread(
-            target=run_profile, kwargs={"profile": profile, "stop": stop, "interval": interval},
+            target=_run_logged, kwargs={"profile": profile, "stop": stop, "interval": interval},
             name=f"observer-{profile.name}", daemon=True)
         thread.start()
         threads.append(thread)
