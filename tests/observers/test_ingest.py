@@ -1,7 +1,6 @@
 """R2.4, R2.5, R2.7, R3, R4, R6.3: the collection pipeline from bytes to rated calls
 (observers.services.profile_ingest, `manage.py ingest`, `manage.py observer --once`)."""
 import json
-import shutil
 import signal
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,7 +16,7 @@ from observers.archive import archive_file_name
 from observers.models import ObserverProfile, ObserverState, RejectedRecord
 from observers.services import profile_ingest
 from tariffs.models import CallType, Direction, TariffPrice
-from tests.conftest import shared_testdata, wait_for
+from tests.conftest import wait_for
 from tests.factories import (
     DeviceFactory,
     ObserverProfileFactory,
@@ -471,9 +470,14 @@ def test_observer_once_collects_rates_and_moves_the_file(postgres, transactional
     employee = SubscriberFactory(full_name="Backup no2")
     PhoneNumberFactory(subscriber=employee, device=device, dn="10016")
     profile = ObserverProfileFactory(device=device, settings={"path": str(inbox)})
-    # and the real 3CX CDR file dropped into its folder
-    name = "cdr-240617055949.288831.log.old.csv"
-    shutil.copyfile(shared_testdata(f"3cx/{name}"), inbox / name)
+    # and a 3CX CDR file shaped like the real sample (27 fields, a blank line after it)
+    name = "cdr-240617055949.288831.log"
+    (inbox / name).write_bytes(cdr_file(cdr_line(
+        historyid="Call 288831", callid="4cc2c72490010000_26808", duration="00:00:25",
+        time_start="2024/06/17 05:59:49", time_answered="2024/06/17 05:59:58",
+        time_end="2024/06/17 06:00:23", from_no="Ext.10016", to_no="+46703014082",
+        from_dn="10016", to_dn="10020", dial_no="+46703014082", final_number="+46703014082",
+        final_dn="10020", chain="Chain: Ext.10016;+46703014082;"), "", newline="\n"))
     # when the collector makes one pass
     call_command("observer", name=profile.name, once=True)
     # then the call is stored (by the Celery worker, when a broker is configured) and
