@@ -15,7 +15,8 @@ def _database():
 
 
 def _broker():
-    if settings.CELERY_TASK_ALWAYS_EAGER or settings.CELERY_BROKER_URL in ("", "memory://"):
+    url = settings.CELERY_BROKER_URL
+    if settings.CELERY_TASK_ALWAYS_EAGER or not url or url.startswith("memory://"):
         return {"status": "ok", "mode": "in-process"}
     from tariscope.celery import app
 
