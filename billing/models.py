@@ -34,6 +34,31 @@ class Node(models.Model):
         return self.name
 
 
+class Holiday(models.Model):
+    """R4.2: a custom holiday of a node, in addition to its country's public holidays."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["node", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "date"], name="holiday_unique_per_node")
+        ]
+
+    def __str__(self):
+        return f"{self.date} {self.name}"
+
+
+class AuthCodePosition(models.TextChoices):
+    """R3.1, R8.6: where users dial their authorization code."""
+
+    NONE = "", "not used"
+    BEFORE = "before", "before the number (after the access code)"
+    AFTER = "after", "after the number"
+
+
 class DeviceType(models.TextChoices):
     """R1.1: the telephone system's kind; it selects the CDR parser."""
 
@@ -68,6 +93,9 @@ class Device(models.Model):
     extension_pattern = models.CharField(
         max_length=200, blank=True, help_text="Regular expression for internal numbers."
     )
+    auth_code_position = models.CharField(
+        max_length=6, choices=AuthCodePosition.choices, default=AuthCodePosition.NONE, blank=True)
+    auth_code_length = models.PositiveSmallIntegerField(default=0)
     service_numbers = models.CharField(
         max_length=200,
         blank=True,
@@ -221,6 +249,7 @@ class Call(models.Model):
     source_key = models.CharField(max_length=200)
     start = models.DateTimeField(help_text="UTC.")
     duration = models.PositiveIntegerField(help_text="Talk time, seconds.")
+    answered = models.BooleanField(default=True)
     direction = models.IntegerField(choices=Direction.choices)
     call_type = models.IntegerField(choices=CallType.choices, default=CallType.UNKNOWN)
     extension = models.CharField(max_length=64, blank=True, help_text="The originator's number.")
@@ -239,6 +268,7 @@ class Call(models.Model):
     cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     rating_note = models.CharField(max_length=300, blank=True)
+    auth_code = models.CharField(max_length=16, blank=True, help_text="As dialled (R8.6).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -22,6 +22,8 @@ class DialPlan:
     extension_length: int | None = None
     extension_pattern: str = ""
     service_numbers: frozenset[str] = field(default_factory=frozenset)
+    auth_code_position: str = ""  # "", "before" (after the access code) or "after"
+    auth_code_length: int = 0
 
     @classmethod
     def from_device(cls, device) -> "DialPlan":
@@ -36,6 +38,8 @@ class DialPlan:
             service_numbers=frozenset(
                 n.strip() for n in device.service_numbers.split(",") if n.strip()
             ),
+            auth_code_position=device.auth_code_position,
+            auth_code_length=device.auth_code_length,
         )
 
     def is_extension(self, number: str) -> bool:
@@ -52,6 +56,27 @@ class DialPlan:
 def digits_of(raw: str) -> str:
     """The digits of a number; authorization codes and other noise are handled by callers."""
     return _NON_DIGITS.sub("", raw or "")
+
+
+def split_auth_code(dialled: str, plan: DialPlan) -> tuple[str, str]:
+    """R8.6: (the number without the authorization code, the code) for a number dialled
+    with an authorization code where the dial plan says (before the number, right after
+    the access code; or after it). Separators such as `#` or `*` are dropped with it."""
+    length = plan.auth_code_length
+    raw = (dialled or "").strip()
+    if not plan.auth_code_position or not length:
+        return raw, ""
+    plus = "+" if raw.startswith("+") else ""
+    number = digits_of(raw)
+    if plan.auth_code_position == "before":
+        access = plan.access_code if plan.access_code and number.startswith(plan.access_code) else ""
+        body = number[len(access):]
+        if len(body) <= length:
+            return raw, ""
+        return plus + access + body[length:], body[:length]
+    if len(number) <= length:
+        return raw, ""
+    return plus + number[:-length], number[-length:]
 
 
 class Kind:

@@ -2,9 +2,34 @@
 from collections import defaultdict
 from datetime import date
 
+import holidays
 from django.db.models import Q
 
-from billing.models import Call, Device, PhoneNumber, SubscriberGroup
+from billing.models import Call, Device, Holiday, PhoneNumber, SubscriberGroup
+
+
+class HolidayCalendar:
+    """R4.2: a node's holidays: its country's public holidays (the `holidays` package)
+    plus the node's own days. Years are loaded as they are asked for."""
+
+    def __init__(self, node):
+        self.node = node
+        self._custom = set(Holiday.objects.filter(node=node).values_list("date", flat=True))
+        self._years: dict[int, set[date]] = {}
+
+    def is_holiday(self, day: date) -> bool:
+        if day in self._custom:
+            return True
+        if not self.node.country:
+            return False
+        year = self._years.get(day.year)
+        if year is None:
+            try:
+                year = set(holidays.country_holidays(self.node.country, years=day.year))
+            except NotImplementedError:  # a country the package does not know
+                year = set()
+            self._years[day.year] = year
+        return day in year
 
 
 class NumberDirectory:

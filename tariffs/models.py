@@ -1,4 +1,6 @@
 """Carriers, tariff plans, phone codes and tariffs (R4, R5)."""
+import datetime
+
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -30,6 +32,9 @@ class Operator(models.Model):
     """R5.1: a carrier whose codes and tariffs price the calls routed through it."""
 
     name = models.CharField(max_length=100, unique=True)
+    # Bumped by every write to this operator's codes, tariffs, prices or bands, so that
+    # each process rebuilds its compiled tariff index when it is stale (services.py).
+    rates_version = models.PositiveBigIntegerField(default=0, editable=False)
     currency = models.CharField(
         max_length=3, default="UAH", help_text="ISO 4217 code.",
         validators=[RegexValidator(r"^[A-Z]{3}$", "An ISO 4217 code: three capital letters.")])
@@ -74,6 +79,10 @@ class Tariff(models.Model):
     # 60/60 is whole-minute rounding (the original's default), 1/1 per-second billing.
     first_interval = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
     next_interval = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    # Calls that last no longer than this are free (a grace period for failed connects).
+    free_seconds = models.PositiveIntegerField(default=0)
+    # A billed call is billed for at least this long.
+    min_seconds = models.PositiveIntegerField("minimum billed seconds", default=0)
 
     class Meta:
         ordering = ["operator", "name", "direction", "valid_from"]
@@ -92,11 +101,45 @@ class Tariff(models.Model):
         return f"{self.operator}: {self.name}"
 
 
+class TimeBand(models.Model):
+    """R4.2: a period of the week (peak, off-peak, weekend) or holidays, with its own prices.
+
+    A call is priced at the band in force when it starts (in the device's zone): on a
+    holiday, a band marked `holidays`; otherwise the first band (by priority) whose
+    weekdays and hours contain the start; otherwise the tariff's base price.
+    """
+
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="bands")
+    name = models.CharField(max_length=100)
+    weekdays = models.CharField(
+        max_length=7, default="1234567",
+        validators=[RegexValidator(r"^[1-7]{1,7}$", "ISO weekdays, 1 = Monday ... 7 = Sunday.")],
+        help_text="ISO weekday digits, e.g. 12345 for Monday to Friday.")
+    start_time = models.TimeField(default=datetime.time(0, 0))
+    end_time = models.TimeField(
+        default=datetime.time(0, 0),
+        help_text="Exclusive; an end at or before the start runs past midnight (00:00-00:00 is all day).")
+    holidays = models.BooleanField(default=False, help_text="Applies all day on holidays.")
+    priority = models.PositiveSmallIntegerField(default=0, help_text="Lower is tried first.")
+
+    class Meta:
+        ordering = ["operator", "priority", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "name"], name="band_unique_per_operator")
+        ]
+
+    def __str__(self):
+        return f"{self.operator}: {self.name}"
+
+
 class TariffPrice(models.Model):
-    """R4.3: the cost of one tariff in one plan, in the operator's currency."""
+    """R4.3: the cost of one tariff in one plan (and time band), in the operator's currency."""
 
     tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="prices")
     plan = models.ForeignKey(TariffPlan, on_delete=models.CASCADE, related_name="prices")
+    # Empty: the base price; otherwise the price while that band is in force.
+    band = models.ForeignKey(TimeBand, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="prices")
     price_per_minute = models.DecimalField(
         max_digits=14, decimal_places=6, validators=[MinValueValidator(0)]
     )
@@ -106,7 +149,11 @@ class TariffPrice(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tariff", "plan"], name="price_unique_per_plan"),
+            models.UniqueConstraint(fields=["tariff", "plan"], condition=models.Q(band=None),
+                                    name="price_unique_base_per_plan"),
+            models.UniqueConstraint(fields=["tariff", "plan", "band"],
+                                    condition=models.Q(band__isnull=False),
+                                    name="price_unique_band_per_plan"),
         ]
 
     def __str__(self):

@@ -1,12 +1,12 @@
-"""R4: the rating core. Pure: a number, a date and a duration against a compiled tariff
-index give a cost and the reason for it. No database access (STYLE rule 1).
+"""R4: the rating core. Pure: a number, a start time and a duration against a compiled
+tariff index give a cost and the reason for it. No database access (STYLE rule 1).
 
 Money: every cost is computed exactly in Decimal and rounded once, at the end, to the
 currency's minor unit with ROUND_HALF_UP (`quantize_money`).
 """
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor units that are not 2.
@@ -15,18 +15,47 @@ _MINOR_UNITS = {
     "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
     "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
 }
+_QUANTUM = {places: Decimal(1).scaleb(-places) for places in (0, 2, 3)}
 _SIXTY = Decimal(60)
+_ZERO = Decimal(0)
 
 
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
     """The one rounding rule for money: to the currency's minor unit, half up."""
-    places = _MINOR_UNITS.get(currency.upper(), 2)
-    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return amount.quantize(_QUANTUM[_MINOR_UNITS.get(currency.upper(), 2)], rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A time band of an operator: weekdays (ISO, 1 = Monday) and hours, or holidays.
+
+    Hours are [start, end); an end at or before the start runs past midnight, and the part
+    after midnight belongs to the weekday it started on (a Friday night band covers
+    Saturday 03:00). 00:00-00:00 is the whole day.
+    """
+
+    id: int
+    name: str
+    weekdays: frozenset[int]
+    start: time
+    end: time
+    holidays: bool = False
+
+    def contains(self, at: datetime) -> bool:
+        clock = at.time()
+        weekday = at.isoweekday()
+        if self.start < self.end:
+            return weekday in self.weekdays and self.start <= clock < self.end
+        if clock >= self.start:
+            return weekday in self.weekdays
+        if clock < self.end:
+            return (weekday - 2) % 7 + 1 in self.weekdays  # the day before
+        return False
 
 
 @dataclass(frozen=True, slots=True)
 class RateEntry:
-    """One priced code: a code of a tariff with the tariff's price in one plan."""
+    """One priced code: a code of a tariff with the tariff's prices in one plan."""
 
     code: str
     code_name: str
@@ -36,22 +65,39 @@ class RateEntry:
     call_type: int | None
     valid_from: date
     valid_to: date | None
-    price_per_minute: Decimal
+    price_per_minute: Decimal | None  # the base price; None when only band prices exist
     connection_fee: Decimal
     first_interval: int
     next_interval: int
     currency: str
+    free_seconds: int = 0
+    min_seconds: int = 0
+    # (band id, price per minute, connection fee) for bands with their own price.
+    band_prices: tuple[tuple[int, Decimal, Decimal], ...] = ()
 
     def valid_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
 
+    def price_in(self, band: Band | None) -> tuple[Decimal | None, Decimal, Band | None]:
+        """(price per minute, connection fee, band used) for a call in `band`."""
+        if band is not None:
+            for band_id, price, fee in self.band_prices:
+                if band_id == band.id:
+                    return price, fee, band
+        return self.price_per_minute, self.connection_fee, None
+
 
 class TariffIndex:
-    """Codes of one operator priced in one plan, compiled for longest-prefix match."""
+    """Codes of one operator priced in one plan, compiled for longest-prefix match.
 
-    __slots__ = ("_by_code", "_lengths", "operator", "plan")
+    Immutable once built; shared by every call rated in a process until the operator's
+    rates change.
+    """
 
-    def __init__(self, entries: Iterable[RateEntry], *, operator: str = "", plan: str = ""):
+    __slots__ = ("_by_code", "_lengths", "bands", "operator", "plan")
+
+    def __init__(self, entries: Iterable[RateEntry], *, operator: str = "", plan: str = "",
+                 bands: Iterable[Band] = ()):
         by_code: dict[str, list[RateEntry]] = {}
         for entry in entries:
             by_code.setdefault(entry.code, []).append(entry)
@@ -61,6 +107,7 @@ class TariffIndex:
             for code, group in by_code.items()
         }
         self._lengths = tuple(sorted({len(code) for code in self._by_code}, reverse=True))
+        self.bands = tuple(bands)
         self.operator = operator
         self.plan = plan
 
@@ -82,6 +129,17 @@ class TariffIndex:
                     return entry
         return None
 
+    def band_at(self, at: datetime, holiday: bool = False) -> Band | None:
+        """The band in force at `at` (the device's local time)."""
+        if holiday:
+            for band in self.bands:
+                if band.holidays:
+                    return band
+        for band in self.bands:
+            if not band.holidays and band.contains(at):
+                return band
+        return None
+
 
 def billable_seconds(duration: int, first: int, step: int) -> int:
     """Seconds billed under a first/next increment (60/60 whole minutes, 1/1 per second)."""
@@ -95,32 +153,86 @@ def billable_seconds(duration: int, first: int, step: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of rating one call, with the reason (shown by `rate` and the call page)."""
+    """The outcome of rating one call; `rule` says why (the `rate` command, the call page)."""
 
     entry: RateEntry | None
     billable_seconds: int
     cost: Decimal | None
     currency: str
-    rule: str
+    duration: int = 0
+    band: Band | None = None
+    holiday: bool = False
+    price: Decimal | None = None
+    fee: Decimal = _ZERO
+    reason: str = ""  # why there is no cost, when there is none
+
+    @property
+    def rule(self) -> str:
+        """A sentence: which code and tariff, rounding, increment, band or holiday applied."""
+        entry = self.entry
+        if entry is None or self.cost is None:
+            return self.reason
+        parts = [f"code {entry.code} ({entry.code_name or entry.tariff_name}), "
+                 f"tariff {entry.tariff_name}"]
+        if self.band is not None:
+            parts.append(f"{'holiday' if self.holiday else 'time'} band {self.band.name}")
+        elif self.holiday:
+            parts.append("holiday (no holiday band: base price)")
+        if 0 < self.duration <= entry.free_seconds:
+            parts.append(f"{self.duration}s is within the {entry.free_seconds}s free time: no charge")
+            return "; ".join(parts)
+        rounding = ("whole minutes" if (entry.first_interval, entry.next_interval) == (60, 60)
+                    else "per second" if (entry.first_interval, entry.next_interval) == (1, 1)
+                    else "increments")
+        billed = f"{self.duration}s billed as {self.billable_seconds}s " \
+                 f"({rounding} {entry.first_interval}/{entry.next_interval}"
+        if entry.min_seconds and self.billable_seconds == entry.min_seconds and self.duration:
+            billed += f", minimum {entry.min_seconds}s"
+        billed += f") at {self.price.normalize():f} {self.currency}/min"
+        parts.append(billed)
+        if self.fee:
+            parts.append(f"connection fee {self.fee.normalize():f}")
+        parts.append(f"= {self.cost:f} {self.currency} (rounded half up)")
+        return "; ".join(parts)
 
 
-def rate(index: TariffIndex, *, number: str, day: date, direction: int, duration: int) -> Decision:
-    """R4: price a call of `duration` seconds to `number` started on `day` (device's zone)."""
+def rate(index: TariffIndex, *, number: str, at: date | datetime, direction: int, duration: int,
+         holiday: bool = False, answered: bool | None = None) -> Decision:
+    """R4: price a call of `duration` seconds to `number` that started at `at` (the device's
+    local time; a date means its midnight). `holiday`: that day is a holiday of the device's
+    node. `answered` (default: duration > 0) decides whether the connection fee applies."""
+    day = at.date() if isinstance(at, datetime) else at
     entry = index.match(number, day, direction)
     if entry is None:
-        return Decision(None, 0, None, "", f"no code of {index.operator or 'the operator'} "
-                        f"valid on {day.isoformat()} matches {number or 'an empty number'}")
-    seconds = billable_seconds(duration, entry.first_interval, entry.next_interval)
-    amount = entry.price_per_minute * seconds / _SIXTY
-    if duration > 0:
-        amount += entry.connection_fee
+        return Decision(None, 0, None, "", duration, reason=(
+            f"no code of {index.operator or 'the operator'} valid on {day.isoformat()} "
+            f"matches {number or 'an empty number'}"))
+    band = None
+    if index.bands:
+        moment = at if isinstance(at, datetime) else datetime.combine(at, time())
+        band = index.band_at(moment, holiday)
+    price, fee, band = entry.price_in(band)
+    if price is None:
+        return Decision(entry, 0, None, "", duration, band, holiday, reason=(
+            f"tariff {entry.tariff_name} has no base price in plan {index.plan} "
+            f"and no price for the time of the call"))
+    if answered is None:
+        answered = duration > 0
+    if duration <= 0 or duration <= entry.free_seconds:
+        seconds = 0
+        amount = fee if (answered and duration <= 0) else _ZERO
+        fee = amount
+    else:
+        seconds = max(billable_seconds(duration, entry.first_interval, entry.next_interval),
+                      entry.min_seconds)
+        amount = price * seconds / _SIXTY
+        if answered:
+            amount += fee
+        else:
+            fee = _ZERO
     cost = quantize_money(amount, entry.currency)
-    rule = (
-        f"code {entry.code} ({entry.code_name or entry.tariff_name}), tariff "
-        f"{entry.tariff_name}: {duration}s billed as {seconds}s in "
-        f"{entry.first_interval}/{entry.next_interval} increments at "
-        f"{entry.price_per_minute.normalize():f} {entry.currency}/min"
-    )
-    if duration > 0 and entry.connection_fee:
-        rule += f" + connection fee {entry.connection_fee.normalize():f}"
-    return Decision(entry, seconds, cost, entry.currency, rule)
+    return Decision(entry, seconds, cost, entry.currency, duration, band, holiday, price, fee)
+
+
+__all__ = ["Band", "Decision", "RateEntry", "TariffIndex", "billable_seconds", "quantize_money",
+           "rate"]

@@ -54,6 +54,17 @@ def _data_dirs(settings, tmp_path):
     settings.SCRIPTS_DIR = settings.DATA_DIR / "scripts"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_tariff_indexes():
+    """Compiled tariff indexes are cached per process by (operator id, plan id, version);
+    SQLite reuses ids after a test's rollback, so each test starts with an empty cache."""
+    from tariffs.selectors import tariff_index_cache_clear
+
+    tariff_index_cache_clear()
+    yield
+    tariff_index_cache_clear()
+
+
 @pytest.fixture
 def pipeline_worker():
     """A real Celery worker thread when a broker is configured (tasks go through it);

@@ -7,6 +7,7 @@ import factory
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
+from tariffs.services import operator_rates_changed
 
 EPOCH = datetime.date(2020, 1, 1)
 
@@ -113,8 +114,11 @@ def priced_code(*, operator, plan, code, price, name="", call_type=None, tariff_
     TariffPrice.objects.update_or_create(
         tariff=tariff, plan=plan,
         defaults={"price_per_minute": Decimal(price), "connection_fee": Decimal(fee)})
-    return PhoneCode.objects.create(operator=operator, code=code, name=name, tariff=tariff,
-                                    call_type=call_type, valid_from=valid_from, valid_to=valid_to)
+    phone_code = PhoneCode.objects.create(operator=operator, code=code, name=name, tariff=tariff,
+                                          call_type=call_type, valid_from=valid_from,
+                                          valid_to=valid_to)
+    operator_rates_changed(operator_ids=[operator.pk])
+    return phone_code
 
 
 class ObserverProfileFactory(factory.django.DjangoModelFactory):

@@ -14,6 +14,7 @@ class CallRecord:
     extension: str  # the subscriber's side: caller on outgoing, answering extension on incoming
     dialled: str  # the other side as recorded: the number dialled, or the caller on incoming
     trunk: str = ""  # route / gateway / line the call used, as the PBX names it
+    answered: bool | None = None  # None: answered when duration > 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,7 @@ def parse_row(row: list[str]) -> CallRecord:
         extension=extension.removeprefix("Ext."),
         dialled=other,
         trunk=trunk,
+        answered=answered is not None,
     )
 
 

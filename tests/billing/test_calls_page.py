@@ -284,8 +284,8 @@ def test_call_detail_explains_the_cost(operator_client, db):
     html = response.content.decode()
     assert response.status_code == 200
     assert "1.00 UAH" in html
-    assert ("code 38044 (Kyiv), tariff Kyiv: 61s billed as 120s in 60/60 increments at "
-            "0.5 UAH/min") in html
+    assert ("code 38044 (Kyiv), tariff Kyiv; 61s billed as 120s (whole minutes 60/60) at "
+            "0.5 UAH/min; = 1.00 UAH (rounded half up)") in html
     assert "Ivan Petrenko" in html
     # and the start in the device's zone next to UTC
     assert "2024-06-17 10:00:00 (Europe/Kyiv; 2024-06-17 07:00:00 UTC)" in html

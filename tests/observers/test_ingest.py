@@ -75,7 +75,7 @@ def test_outgoing_call_is_stored_normalised_classified_and_rated(site):
     # 61 s -> 120 s; 0.50 * 120 / 60 = 1.00
     assert (call.duration, call.billable_seconds) == (61, 120)
     assert (call.cost, call.currency) == (Decimal("1.00"), "UAH")
-    assert call.rating_note.startswith("code 38044 (Kyiv), tariff Kyiv: 61s billed as 120s")
+    assert call.rating_note.startswith("code 38044 (Kyiv), tariff Kyiv; 61s billed as 120s")
 
 
 def test_call_goes_to_whoever_held_the_number_on_the_call_date(site):

@@ -34,6 +34,7 @@ def test_real_3cx_sample_is_one_outgoing_call():
         extension="10016",
         dialled="+46703014082",
         trunk="10020",
+        answered=True,
     )]
 
 
@@ -81,8 +82,8 @@ def test_unanswered_call_has_zero_duration():
                              reason_terminated="TerminatedBySrc"))
     # when parsed
     (record,) = parsed(data)[0]
-    # then its talk time is 0
-    assert record.duration == 0
+    # then its talk time is 0, and it is marked unanswered (no connection fee)
+    assert (record.duration, record.answered) == (0, False)
 
 
 @pytest.mark.parametrize(

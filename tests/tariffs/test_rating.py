@@ -175,7 +175,7 @@ def test_rate_prices_billable_seconds_and_fee(price, first, step, fee, duration,
     # given one code with a price, increments and a connection fee
     index = TariffIndex([entry("380", price, first=first, step=step, fee=fee)])
     # when a call of `duration` seconds is rated
-    decision = rate(index, number="380501234567", day=DAY, direction=Direction.OUTGOING,
+    decision = rate(index, number="380501234567", at=DAY, direction=Direction.OUTGOING,
                     duration=duration)
     # then the exact cost is the billed minutes at the price plus the fee
     assert decision.billable_seconds == seconds
@@ -188,11 +188,12 @@ def test_rate_explains_code_increments_price_and_fee():
     # given a named code with a fee
     index = TariffIndex([entry("38044", "0.50", fee="0.25", name="Kyiv")])
     # when rated
-    decision = rate(index, number="380441234567", day=DAY, direction=Direction.OUTGOING,
+    decision = rate(index, number="380441234567", at=DAY, direction=Direction.OUTGOING,
                     duration=61)
     # then the rule names the code, the increments, the price and the fee
-    assert decision.rule == ("code 38044 (Kyiv), tariff Kyiv: 61s billed as 120s in 60/60 "
-                             "increments at 0.5 UAH/min + connection fee 0.25")
+    assert decision.rule == ("code 38044 (Kyiv), tariff Kyiv; 61s billed as 120s (whole minutes "
+                             "60/60) at 0.5 UAH/min; connection fee 0.25; = 1.25 UAH (rounded "
+                             "half up)")
     # 0.50 * 120 / 60 + 0.25 = 1.25
     assert decision.cost == Decimal("1.25")
 
@@ -201,7 +202,7 @@ def test_number_matching_nothing_has_no_cost_and_a_reason():
     # given an index of one operator with only a Ukrainian code
     index = TariffIndex([entry("380")], operator="Kyivstar")
     # when a UK number is rated
-    decision = rate(index, number="442071234567", day=DAY, direction=Direction.OUTGOING,
+    decision = rate(index, number="442071234567", at=DAY, direction=Direction.OUTGOING,
                     duration=61)
     # then it has no cost (not zero) and the reason says why
     assert decision.cost is None
@@ -233,7 +234,7 @@ def test_cost_in_a_currency_without_minor_unit_is_whole():
     # given a JPY code at 10/min, per second
     index = TariffIndex([entry("81", "10", first=1, step=1, currency="JPY")])
     # when a 45 s call is rated: 10 * 45 / 60 = 7.5 -> 8
-    decision = rate(index, number="81312345678", day=DAY, direction=Direction.OUTGOING,
+    decision = rate(index, number="81312345678", at=DAY, direction=Direction.OUTGOING,
                     duration=45)
     # then the cost is whole yen
     assert str(decision.cost) == "8"
@@ -255,7 +256,7 @@ def test_cost_is_never_negative_and_billed_time_covers_the_call(price, fee, inc,
     index = TariffIndex([entry("3", str(price), fee=str(fee), first=first, step=step,
                                currency=currency)])
     # when a call of any length is rated
-    decision = rate(index, number="380", day=DAY, direction=Direction.OUTGOING,
+    decision = rate(index, number="380", at=DAY, direction=Direction.OUTGOING,
                     duration=duration)
     # then the cost is not negative, is the quantised exact amount, and billed time
     # covers the call by less than one increment
@@ -315,9 +316,9 @@ def test_index_prices_codes_in_the_given_plan():
     TariffPrice.objects.create(tariff=code.tariff, plan=business, price_per_minute="0.80")
     # when each plan's index rates the same 61 s call
     basic_cost = rate(tariff_index_build(operator=operator, plan=basic), number="380441234567",
-                      day=DAY, direction=Direction.OUTGOING, duration=61).cost
+                      at=DAY, direction=Direction.OUTGOING, duration=61).cost
     business_cost = rate(tariff_index_build(operator=operator, plan=business),
-                         number="380441234567", day=DAY, direction=Direction.OUTGOING,
+                         number="380441234567", at=DAY, direction=Direction.OUTGOING,
                          duration=61).cost
     # then each uses its own price: 1.00 * 120 / 60 = 2.00; 0.80 * 120 / 60 = 1.60
     assert basic_cost == Decimal("2.00")
@@ -358,7 +359,7 @@ def test_index_carries_currency_fee_increments_and_call_type():
                 first=1, step=1, call_type=CallType.MOBILE)
     # when a 90 s call is rated
     decision = rate(tariff_index_build(operator=operator, plan=plan), number="380501234567",
-                    day=DAY, direction=Direction.OUTGOING, duration=90)
+                    at=DAY, direction=Direction.OUTGOING, duration=90)
     # then 0.60 * 90 / 60 + 0.05 = 0.95 EUR, and the code's call type comes along
     assert decision.cost == Decimal("0.95")
     assert decision.currency == "EUR"
