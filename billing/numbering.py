@@ -3,6 +3,7 @@
 Pure: plain values in, plain values out; no database access.
 """
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from tariffs.models import CallType, Direction
@@ -87,14 +88,14 @@ class Kind:
     EXTERNAL = "external"
 
 
-def parse_number(dialled: str, plan: DialPlan) -> tuple[str, str]:
+def parse_number(dialled: str, plan: DialPlan,
+                 known_extensions: Collection[str] = ()) -> tuple[str, str]:
     """(number in international form, Kind) for a number as the PBX recorded it.
 
-    Extensions and service numbers are returned as their digits. On a device with an
-    outside-line access code, a number dialled without it is internal when it looks like
-    an extension (so extension 103 stays internal even where 103 is an emergency number),
-    and a service number dialled with it (9 103) is a service call. Without an access code,
-    service numbers win over the extension pattern.
+    Extensions and service numbers are returned as their digits. Precedence: a number
+    someone holds on the device (`known_extensions`) is internal; then a service number
+    (112), dialled with or without the access code; then a number shaped like an extension;
+    everything else is external.
     """
     raw = (dialled or "").strip()
     number = digits_of(raw)
@@ -102,19 +103,17 @@ def parse_number(dialled: str, plan: DialPlan) -> tuple[str, str]:
         return "", Kind.EXTERNAL
     if raw.startswith("+"):
         return number, Kind.EXTERNAL
+    if number in known_extensions:
+        return number, Kind.EXTENSION
+    if number in plan.service_numbers:
+        return number, Kind.SERVICE
+    if plan.is_extension(number):
+        return number, Kind.EXTENSION
     access = plan.access_code
-    if access:
-        if plan.is_extension(number):
-            return number, Kind.EXTENSION
-        if number.startswith(access) and len(number) > len(access):
-            number = number[len(access):]
+    if access and number.startswith(access) and len(number) > len(access):
+        number = number[len(access):]
         if number in plan.service_numbers:
             return number, Kind.SERVICE
-    else:
-        if number in plan.service_numbers:
-            return number, Kind.SERVICE
-        if plan.is_extension(number):
-            return number, Kind.EXTENSION
     if plan.international_prefix and number.startswith(plan.international_prefix):
         return number[len(plan.international_prefix):], Kind.EXTERNAL
     if plan.national_prefix and number.startswith(plan.national_prefix):

@@ -44,6 +44,11 @@ class NumberDirectory:
             # Newest first: where periods overlap, the latest assignment holds the number.
             self._by_dn[dn].append((valid_from, valid_to, subscriber_id, plan_id))
 
+    @property
+    def dns(self):
+        """Every number ever held on the device (a view, not a copy)."""
+        return self._by_dn.keys()
+
     def holder(self, dn: str, day: date) -> tuple[int, int | None] | None:
         """(subscriber id, plan id) of the holder of `dn` on `day`, or None."""
         for valid_from, valid_to, subscriber_id, plan_id in self._by_dn.get(dn, ()):

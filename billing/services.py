@@ -65,7 +65,7 @@ class CallBuilder:
         dialled = record.dialled
         if record.direction == Direction.OUTGOING:
             dialled, auth_code = split_auth_code(record.dialled, self.dial_plan)
-        normalized, kind = parse_number(dialled, self.dial_plan)
+        normalized, kind = parse_number(dialled, self.dial_plan, self.numbers.dns)
         answered = record.answered if record.answered is not None else record.duration > 0
         call = Call(
             device=self.device, source_key=record.source_key, start=local_start.astimezone(UTC),
@@ -80,6 +80,10 @@ class CallBuilder:
                 kind == Kind.EXTENSION and record.direction != Direction.INCOMING):
             call.direction = Direction.INTERNAL
             call.rating_note = "internal call: not rated"
+        elif kind == Kind.SERVICE:
+            # Short national numbers: matching them against international codes would
+            # price 112 as a call to the USA.
+            call.rating_note = "emergency or service number: not rated"
         elif operator is None:
             call.rating_note = "no route operator and no default operator on the device"
         elif plan_id is None:

@@ -66,11 +66,12 @@ NO_ACCESS = DialPlan(access_code="", country_code="380", area_code="44", extensi
 @pytest.mark.parametrize(
     ("dialled", "plan", "expected"),
     [
-        # with an access code, a number dialled without it that looks like an extension is one,
-        # even where it is also an emergency number
-        ("103", KYIV, ("103", Kind.EXTENSION)),
-        # and the same number dialled through the access code is the service
+        # an emergency number that nobody holds as an extension is the service, with or
+        # without the access code
+        ("103", KYIV, ("103", Kind.SERVICE)),
         ("9103", KYIV, ("103", Kind.SERVICE)),
+        # a number shaped like an extension that is no service number is an extension
+        ("105", KYIV, ("105", Kind.EXTENSION)),
         ("90441234567", KYIV, ("380441234567", Kind.EXTERNAL)),
         ("+103", KYIV, ("103", Kind.EXTERNAL)),
         ("", KYIV, ("", Kind.EXTERNAL)),
@@ -84,6 +85,15 @@ def test_parse_number_says_what_kind_of_number_was_dialled(dialled, plan, expect
     # given a number as recorded; when parsed under the dial plan
     # then it comes back normalised with its kind
     assert parse_number(dialled, plan) == expected
+
+
+def test_a_number_someone_holds_is_an_extension_even_where_it_is_a_service_number():
+    # given 103, an emergency number in Ukraine, held as an extension on the device
+    held = {"101", "103"}
+    # when 103 is dialled without and with the access code
+    # then without it is the extension, with it the emergency service
+    assert parse_number("103", KYIV, held) == ("103", Kind.EXTENSION)
+    assert parse_number("9103", KYIV, held) == ("103", Kind.SERVICE)
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,8 @@ def test_mobile_code_gives_the_mobile_call_type(site):
 )
 def test_service_number_and_same_looking_extension_are_told_apart(site, dialled, direction,
                                                                    call_type):
-    # given 101 dialling `dialled` out through the line
+    # given extension 103 held by Olena, and 101 dialling `dialled` out through the line
+    PhoneNumberFactory(subscriber=site.olena, device=site.device, dn="103")
     # when ingested
     site.ingest(cdr_line(dial_no=dialled))
     # then it is a service call or an internal one (and no code of the carrier prices either)
