@@ -35,6 +35,7 @@ from django.db import IntegrityError, transaction
 from jsonschema import Draft202012Validator, FormatChecker
 
 from billing.models import (
+    AuthCodePosition,
     Device,
     DeviceType,
     Node,
@@ -181,6 +182,11 @@ OBSERVER = _object(
 # Source keys are checked strictly (not nullable): a null password is a mistake, not a default.
 OBSERVER["properties"].update(SOURCE_KEY_SCHEMAS)
 
+# Dial plan keys stored as Device fields of the same name (service_numbers is handled apart).
+DIAL_PLAN_FIELDS = ("access_code", "national_prefix", "international_prefix", "country_code",
+                    "area_code", "extension_length", "extension_pattern", "auth_code_position",
+                    "auth_code_length")
+
 DIAL_PLAN = _object({}, {
     "access_code": _digits(Device, "access_code"),
     "national_prefix": _digits(Device, "national_prefix"),
@@ -188,6 +194,10 @@ DIAL_PLAN = _object({}, {
     "country_code": _digits(Device, "country_code"),
     "area_code": _digits(Device, "area_code"),
     "extension_length": {"type": "integer", "minimum": 1, "maximum": 32},
+    "auth_code_position": {"enum": list(AuthCodePosition.values),
+                           "description": "where authorization codes are dialled: "
+                                          "'' (not used), before or after the number"},
+    "auth_code_length": {"type": "integer", "minimum": 0, "maximum": 16},
     "extension_pattern": _string(Device, "extension_pattern",
                                  description="a regular expression for internal numbers"),
     "service_numbers": {
@@ -849,9 +859,7 @@ class _Applier:
             "name": item["name"],
             "type": item["type"],
             "timezone": _or_default(item, "timezone", Device),
-            **{key: _or_default(dial_plan, key, Device) for key in (
-                "access_code", "national_prefix", "international_prefix", "country_code",
-                "area_code", "extension_length", "extension_pattern")},
+            **{key: _or_default(dial_plan, key, Device) for key in DIAL_PLAN_FIELDS},
             "service_numbers": _default(Device, "service_numbers") if service_numbers is None
             else service_numbers_text(service_numbers),
             "default_operator_id": self.pk(self.operators, item.get("default_operator")),
@@ -1006,8 +1014,7 @@ def site_config_export() -> dict:
 def _device_export(device: Device) -> dict:
     item = {"name": device.name, "type": device.type, "timezone": device.timezone}
     dial_plan = {}
-    for key in ("access_code", "national_prefix", "international_prefix", "country_code",
-                "area_code", "extension_length", "extension_pattern"):
+    for key in DIAL_PLAN_FIELDS:
         _put(dial_plan, key, getattr(device, key), _default(Device, key))
     numbers = device.service_numbers
     if numbers != _default(Device, "service_numbers"):
