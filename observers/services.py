@@ -65,7 +65,7 @@ def chunk_process(*, profile: ObserverProfile, data: bytes, source_name: str = "
     log = profile_logger(profile)
     parse = parser_for(profile.device.type)
     records, rejects = [], []
-    for item in parse(data):
+    for item in parse(data, profile.settings.get("parser") or {}):
         (rejects if isinstance(item, Reject) else records).append(item)
     for reject in rejects:
         log.warning("%s line %s rejected: %s", source_name, reject.line_number, reject.reason)

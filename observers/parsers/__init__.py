@@ -1,4 +1,10 @@
-"""One parser per PBX format; a device's type selects it (R1.1, R2.7)."""
+"""One parser per PBX format; a device's type selects it (R1.1, R2.7).
+
+Every parser is a pure function `parse(data: bytes, options: Mapping | None = None)` that
+yields, for each record in `data`, a `base.CallRecord` or a `base.Reject`; it never raises
+on bad input. `options` are the observer profile's `settings["parser"]` (the generic parser
+needs them; others may use them for variants).
+"""
 from observers.parsers import threecx
 
 PARSERS = {

@@ -6,6 +6,7 @@ final-number, final-dn, bill-code, bill-rate, bill-cost, bill-name, chain, from-
 to-type, final-type, from-dispname, to-dispname, final-dispname, missed-queue-calls.
 """
 import csv
+from collections.abc import Mapping
 from datetime import datetime
 
 from observers.parsers.base import MAX_DURATION, CallRecord, ParseError, Reject, check_record, split_lines
@@ -115,8 +116,9 @@ def parse_row(row: list[str]) -> CallRecord:
     )
 
 
-def parse(data: bytes):
-    """Yield a CallRecord or a Reject for every non-blank line of a 3CX CDR file or stream."""
+def parse(data: bytes, options: Mapping | None = None):
+    """Yield a CallRecord or a Reject for every non-blank line of a 3CX CDR file or stream.
+    No options are read yet."""
     for number, text in split_lines(data):
         try:
             rows = list(csv.reader([text], strict=True))
