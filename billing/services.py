@@ -1,7 +1,7 @@
 """Writes of billing data (STYLE rule 2)."""
 import zoneinfo
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 
 from django.conf import settings
@@ -51,8 +51,25 @@ class CallBuilder:
         call, _ = self.build_explained(record)
         return call
 
+    def _resolve_direction(self, record: CallRecord) -> CallRecord:
+        """R3.2: for formats that do not say, the direction from which ends are extensions."""
+        if record.direction is not None:
+            return record
+        known = self.numbers.dns
+        caller_inside = parse_number(record.extension, self.dial_plan, known)[1] == Kind.EXTENSION
+        called_inside = parse_number(record.dialled, self.dial_plan, known)[1] == Kind.EXTENSION
+        if caller_inside and called_inside:
+            return replace(record, direction=Direction.INTERNAL, trunk="")
+        if called_inside and not caller_inside:
+            return replace(record, direction=Direction.INCOMING, extension=record.dialled,
+                           dialled=record.extension, trunk=record.origin_trunk or record.trunk)
+        # From an extension out, or passing through (outside to outside): what costs is the
+        # leg that left through `trunk`.
+        return replace(record, direction=Direction.OUTGOING)
+
     def build_explained(self, record: CallRecord) -> tuple[Call, Decision | None]:
         """The unsaved Call and the rating decision behind it (None: not rated)."""
+        record = self._resolve_direction(record)
         local_start = (record.start.replace(tzinfo=self.zone) if record.start.tzinfo is None
                        else record.start.astimezone(self.zone))
         day = local_start.date()

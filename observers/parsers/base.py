@@ -10,11 +10,14 @@ class CallRecord:
     source_key: str  # stable identity at the source: the same record always has the same key
     start: datetime  # naive: in the CDR's time zone (the device's unless configured)
     duration: int  # talk time, seconds
-    direction: int  # tariffs.models.Direction
+    # tariffs.models.Direction, or None when the format does not say: then `extension` is
+    # the calling and `dialled` the called number, and the device's dial plan decides.
+    direction: int | None
     extension: str  # the subscriber's side: caller on outgoing, answering extension on incoming
     dialled: str  # the other side as recorded: the number dialled, or the caller on incoming
-    trunk: str = ""  # route / gateway / line the call used, as the PBX names it
+    trunk: str = ""  # route / gateway / line the call used (leaving, when direction is None)
     answered: bool | None = None  # None: answered when duration > 0
+    origin_trunk: str = ""  # with direction None: the route / gateway the call came in on
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,41 @@
+"""R3.2: a record whose format gives no direction gets one from the device's dial plan."""
+from datetime import datetime
+
+import pytest
+
+from billing.services import CallBuilder
+from observers.parsers.base import CallRecord
+from tariffs.models import Direction
+from tests.factories import DeviceFactory, PhoneNumberFactory, RouteFactory
+
+
+@pytest.fixture
+def device(db):
+    device = DeviceFactory(extension_length=4, access_code="")
+    PhoneNumberFactory(device=device, dn="2001")
+    RouteFactory(device=device, name="GW-OUT")
+    RouteFactory(device=device, name="GW-IN")
+    return device
+
+
+def record(caller, called, **extra):
+    return CallRecord(source_key="k", start=datetime(2024, 6, 17, 10), duration=30,
+                      direction=None, extension=caller, dialled=called, trunk="GW-OUT",
+                      origin_trunk="GW-IN", **extra)
+
+
+@pytest.mark.parametrize(("caller", "called", "direction", "extension", "dialled", "trunk"), [
+    ("2001", "0441234567", Direction.OUTGOING, "2001", "0441234567", "GW-OUT"),
+    ("0441234567", "2001", Direction.INCOMING, "2001", "0441234567", "GW-IN"),
+    ("2001", "2002", Direction.INTERNAL, "2001", "2002", ""),
+    ("0441234567", "0509876543", Direction.OUTGOING, "0441234567", "0509876543", "GW-OUT"),
+])
+def test_direction_is_decided_by_which_ends_are_extensions(device, caller, called, direction,
+                                                          extension, dialled, trunk):
+    # given a CUCM-like record: calling and called numbers, no direction
+    # when it is built into a call
+    call = CallBuilder(device).build(record(caller, called))
+    # then the direction, the subscriber's side and the route follow the dial plan
+    assert (call.direction, call.extension, call.dialled) == (direction, extension, dialled)
+    assert (call.route.name if call.route else "") == (trunk if direction != Direction.INTERNAL
+                                                       else "")
