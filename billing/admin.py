@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
 from billing.models import Call, Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
+from billing.rerating import RerateJob, rerate_job_create
+from billing.tasks import rerate_batch
 
 
 @admin.register(Node)
@@ -72,3 +75,24 @@ class CallAdmin(admin.ModelAdmin):
     date_hierarchy = "start"
     list_select_related = ("device",)
     raw_id_fields = ("subscriber", "tariff", "route")
+    actions = ["rerate_selected"]
+
+    @admin.action(description="Rate the selected calls again", permissions=["change"])
+    def rerate_selected(self, request, queryset):
+        """R4.5: the selected calls, rated again as a job of the `billing.rerate_batch` task."""
+        ids = list(queryset.values_list("id", flat=True))
+        job = rerate_job_create(ids=ids)
+        transaction.on_commit(lambda: rerate_batch.delay(job.id))
+        # Without a broker the task has already run (no transaction is open here); with
+        # workers it runs in the background and its totals are written to the job's file.
+        job = RerateJob.load(job.id)
+        if not job.done:
+            self.message_user(request, f"Re-rating {len(ids)} selected calls in the background "
+                                       f"(job {job.id}, totals in {job.path}).", messages.INFO)
+            return
+        result = job.result().as_dict()
+        difference = ", ".join(f"{amount} {cur}" for cur, amount in result["difference"].items())
+        self.message_user(request, (
+            f"Rated {result['examined']} calls again (job {job.id}): {result['changed']} "
+            f"changed, cost difference {difference or '0'}, {result['newly_priced']} newly "
+            f"priced, {result['unpriced']} no longer priced."), messages.SUCCESS)

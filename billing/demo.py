@@ -35,6 +35,7 @@ from billing.models import (
 from observers.models import ObserverProfile, SourceType
 from observers.parsers.threecx import FIELDS_V18
 from tariffs.models import CallType, Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
+from tariffs.services import operator_rates_changed
 
 DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 
@@ -689,6 +690,7 @@ def demo_site_create(*, cdr_dir: Path, months: int = 1, seed: int = 1, today: da
             (PhoneCode(operator=operator, code=c.code, name=c.name, tariff_id=tariff_ids[c.tariff],
                        call_type=c.call_type, valid_from=since) for c in deck_codes),
             batch_size=500)
+        operator_rates_changed(operator_ids=[operator.pk])
         node = Node.objects.create(name=NODE_NAME, country="UA",
                                    description="Demo site created by manage.py seed_demo.")
         device = Device.objects.create(

@@ -48,6 +48,7 @@ from billing.models import (
 )
 from observers.models import ArchivePeriod, LogLevel, ObserverProfile, SourceType
 from tariffs.models import Operator, TariffPlan
+from tariffs.services import operator_rates_changed
 
 KINDS = (
     "operators", "plans", "nodes", "devices", "routes", "observers", "groups", "subscribers",
@@ -822,12 +823,16 @@ class _Applier:
     def run(self) -> dict:
         data = self.data
         for item in data.get("operators") or ():
-            self.operators[item["name"]] = self.sync("operators", Operator,
-                                                     self.operators.get(item["name"]), {
+            before = self.operators.get(item["name"])
+            old_currency = before.currency if before is not None else None
+            operator = self.operators[item["name"]] = self.sync("operators", Operator, before, {
                 "name": item["name"],
                 "currency": _or_default(item, "currency", Operator),
                 "description": _or_default(item, "description", Operator),
             })
+            if old_currency is not None and operator.currency != old_currency:
+                # The currency is part of every compiled tariff entry (tariffs.selectors).
+                operator_rates_changed(operator_ids=[operator.pk])
         for item in data.get("plans") or ():
             self.plans[item["name"]] = self.sync("plans", TariffPlan,
                                                  self.plans.get(item["name"]), {

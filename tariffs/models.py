@@ -1,6 +1,7 @@
 """Carriers, tariff plans, phone codes and tariffs (R4, R5)."""
 import datetime
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -45,6 +46,14 @@ class Operator(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        # rates_version is only ever bumped in SQL (services.operator_rates_changed): writing
+        # back the value this object was loaded with could undo another process's bump.
+        if self.pk and not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
+                                       if not f.primary_key and f.name != "rates_version"]
+        super().save(*args, **kwargs)
 
 
 class TariffPlan(models.Model):
@@ -183,3 +192,7 @@ class PhoneCode(models.Model):
 
     def __str__(self):
         return f"{self.code} {self.name}"
+
+    def clean(self):
+        if self.tariff_id and self.operator_id and self.tariff.operator_id != self.operator_id:
+            raise ValidationError({"tariff": "The tariff belongs to another operator."})

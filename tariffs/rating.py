@@ -174,10 +174,13 @@ class Decision:
             return self.reason
         parts = [f"code {entry.code} ({entry.code_name or entry.tariff_name}), "
                  f"tariff {entry.tariff_name}"]
-        if self.band is not None:
-            parts.append(f"{'holiday' if self.holiday else 'time'} band {self.band.name}")
+        if self.band is not None and self.band.holidays:
+            parts.append(f"holiday band {self.band.name}")
+        elif self.band is not None:
+            parts.append(f"time band {self.band.name}"
+                         + (" (a holiday, but no holiday band)" if self.holiday else ""))
         elif self.holiday:
-            parts.append("holiday (no holiday band: base price)")
+            parts.append("holiday (no band: base price)")
         if 0 < self.duration <= entry.free_seconds:
             parts.append(f"{self.duration}s is within the {entry.free_seconds}s free time: no charge")
             return "; ".join(parts)

@@ -2,7 +2,7 @@
 import threading
 from collections import defaultdict
 
-from tariffs.models import Operator, PhoneCode, TariffPlan, TariffPrice, TimeBand
+from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice, TimeBand
 from tariffs.rating import Band, RateEntry, TariffIndex
 
 
@@ -70,3 +70,35 @@ def tariff_index_cache_clear() -> None:
     """Forget every compiled index (tests; a plan renamed)."""
     with _cache_lock:
         _cache.clear()
+
+
+def tariff_list_valid_from(*, valid_from, operator: Operator | None = None):
+    """R5.4: the tariffs valid from a date, of one operator or of all."""
+    tariffs = Tariff.objects.filter(valid_from=valid_from)
+    if operator is not None:
+        tariffs = tariffs.filter(operator=operator)
+    return tariffs
+
+
+def tariff_valid_from_counts(*, valid_from, operator: Operator | None = None) -> dict:
+    """R5.4: what deleting the tariffs valid from a date would delete."""
+    tariffs = tariff_list_valid_from(valid_from=valid_from, operator=operator)
+    return {
+        "tariffs": tariffs.count(),
+        "prices": TariffPrice.objects.filter(tariff__in=tariffs).count(),
+        "codes": PhoneCode.objects.filter(tariff__in=tariffs).count(),
+    }
+
+
+def operator_copy_name(*, source: Operator) -> str:
+    """R5.1: "<name> (copy)", or "(copy 2)", "(copy 3)"... the first not yet taken."""
+    max_length = Operator._meta.get_field("name").max_length
+    taken = set(Operator.objects.filter(name__startswith=source.name[:max_length - 12])
+                .values_list("name", flat=True))
+    number = 1
+    while True:
+        suffix = " (copy)" if number == 1 else f" (copy {number})"
+        name = source.name[:max_length - len(suffix)] + suffix
+        if name not in taken:
+            return name
+        number += 1
