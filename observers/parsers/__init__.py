@@ -5,10 +5,13 @@ yields, for each record in `data`, a `base.CallRecord` or a `base.Reject`; it ne
 on bad input. `options` are the observer profile's `settings["parser"]` (the generic parser
 needs them; others may use them for variants).
 """
-from observers.parsers import threecx
+from observers.parsers import asterisk, cucm, freeswitch, threecx
 
 PARSERS = {
     "3cx": threecx.parse,
+    "cucm": cucm.parse,
+    "asterisk": asterisk.parse,
+    "freeswitch": freeswitch.parse,
 }
 
 
