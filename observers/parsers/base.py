@@ -1,6 +1,6 @@
 """What every parser returns: call records, or rejects with a reason (R2.7). Pure."""
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +45,21 @@ EARLIEST = datetime(1990, 1, 1)
 def check_record(record: CallRecord, *, now: datetime | None = None) -> CallRecord:
     """Refuse what a parser produced but the call table cannot hold or should not believe."""
     for name, limit in (("extension", MAX_NUMBER), ("dialled", MAX_NUMBER),
-                        ("trunk", MAX_TRUNK), ("source_key", MAX_SOURCE_KEY)):
+                        ("trunk", MAX_TRUNK), ("origin_trunk", MAX_TRUNK),
+                        ("source_key", MAX_SOURCE_KEY)):
         value = getattr(record, name)
         if len(value) > limit:
             raise ParseError(f"{name} is {len(value)} characters long, more than {limit}")
     if not 0 <= record.duration <= MAX_DURATION:
         raise ParseError(f"duration {record.duration} s is out of range")
-    start = record.start.replace(tzinfo=None)
+    start = record.start
+    if start.tzinfo is not None:  # e.g. CUCM's epoch seconds, UTC
+        start = start.astimezone(UTC).replace(tzinfo=None)
+        current = now or datetime.now(UTC).replace(tzinfo=None)
+    else:
+        current = now or datetime.now()
     # A day of slack: the CDR's zone may be ahead of this server's.
-    latest = (now or datetime.now()) + timedelta(days=1)
+    latest = current + timedelta(days=1)
     if start < EARLIEST or start > latest:
         raise ParseError(f"start {start:%Y-%m-%d %H:%M:%S} is before 1990 or in the future")
     return record
