@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from observers.models import ObserverProfile, ObserverState, SourceType
-from observers.parsers import parser_for
+from observers.parsers import parser_for, parser_options_problems
 from observers.services import profile_deliver, profile_logger, profile_set_state
 from observers.sources.folder import FolderWatcher
 
@@ -36,7 +36,11 @@ def run_profile(profile: ObserverProfile, *, once: bool = False,
             f"observer {profile.name}: the {profile.source} source is not available in this "
             "version; only folder profiles can run"
         )
-    parser_for(profile.device.type)  # refuse to start, rather than archive what cannot be parsed
+    # Refuse to start, rather than archive what cannot be parsed.
+    parser_for(profile.device.type)
+    problems = parser_options_problems(profile.device.type, profile.settings.get("parser"))
+    if problems:
+        raise ValueError(f"observer {profile.name}: parser settings: " + "; ".join(problems))
     stop = stop or threading.Event()
     log = profile_logger(profile)
     watcher = _folder_watcher(profile)

@@ -3,15 +3,22 @@
 Every parser is a pure function `parse(data: bytes, options: Mapping | None = None)` that
 yields, for each record in `data`, a `base.CallRecord` or a `base.Reject`; it never raises
 on bad input. `options` are the observer profile's `settings["parser"]` (the generic parser
-needs them; others may use them for variants).
+needs them; others may use them for variants). A parser given options it cannot use
+raises ValueError before reading any data: a configuration error, not a data error.
 """
-from observers.parsers import asterisk, cucm, freeswitch, threecx
+from observers.parsers import asterisk, cucm, freeswitch, generic, threecx
 
 PARSERS = {
     "3cx": threecx.parse,
     "cucm": cucm.parse,
     "asterisk": asterisk.parse,
     "freeswitch": freeswitch.parse,
+    "generic": generic.parse,
+}
+# Parsers whose options can be wrong; each returns a list of messages naming the bad key.
+_OPTION_CHECKS = {
+    "3cx": threecx.validate_options,
+    "generic": generic.validate_options,
 }
 
 
@@ -23,3 +30,9 @@ def parser_for(device_type: str):
         raise LookupError(
             f"no CDR parser for device type {device_type!r} yet; available: {sorted(PARSERS)}"
         ) from None
+
+
+def parser_options_problems(device_type: str, options) -> list[str]:
+    """What is wrong with a profile's parser options (empty: nothing)."""
+    check = _OPTION_CHECKS.get(device_type)
+    return check(options or {}) if check else []

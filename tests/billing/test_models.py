@@ -13,3 +13,13 @@ def test_parser_limits_match_the_call_table_columns():
     assert sizes["normalized"] == base.MAX_NUMBER
     assert sizes["trunk"] == base.MAX_TRUNK
     assert sizes["source_key"] == base.MAX_SOURCE_KEY
+
+
+def test_parsers_directions_are_the_call_directions():
+    # given the Django-free directions parsers use
+    from observers.parsers.base import Direction as ParserDirection
+    from tariffs.models import Direction
+
+    # when compared with the model's choices
+    # then every value means the same
+    assert {d.name: d.value for d in ParserDirection} == {d.name: d.value for d in Direction}

@@ -395,7 +395,8 @@ def test_device_type_without_parser_is_a_clear_error_before_anything_is_archived
     data = b"cdrRecordType,globalCallID_callManagerId\n"
     # when data is ingested
     with pytest.raises(LookupError, match=r"no CDR parser for device type 'radius' yet; "
-                                          r"available: \['3cx', 'asterisk', 'cucm', 'freeswitch'\]"):
+                                          r"available: \['3cx', 'asterisk', 'cucm', "
+                                          r"'freeswitch', 'generic'\]"):
         profile_ingest(profile=profile, data=data)
     # then nothing is stored, and nothing that could never be parsed is archived
     assert Call.objects.count() == 0
@@ -518,3 +519,15 @@ def test_observer_command_refuses_a_source_that_cannot_run(db, restore_signal_ha
     # when the collector is started; then it says so
     with pytest.raises(CommandError, match="the tcp_server source is not available"):
         call_command("observer", name=profile.name, once=True)
+
+
+def test_observer_refuses_to_start_with_bad_parser_settings(db, tmp_path, restore_signal_handlers):
+    # given a generic (SMDR) profile whose parser settings name no columns
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    profile = ObserverProfileFactory(device=DeviceFactory(type="generic"),
+                                     settings={"path": str(inbox), "parser": {"layout": "csv"}})
+    # when its collector starts; then it stops at once and says which setting is wrong
+    with pytest.raises(CommandError, match=r"parser settings: .*layout"):
+        call_command("observer", name=profile.name, once=True)
+    assert not (settings.ARCHIVE_DIR / profile.name).exists()
