@@ -1,63 +1,102 @@
 """Runs a profile's data source as a long-running loop (R2.2, R2.5)."""
+import importlib
 import logging
 import threading
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from observers.models import ObserverProfile, ObserverState, SourceType
 from observers.parsers import parser_for, parser_options_problems
 from observers.services import profile_deliver, profile_logger, profile_set_state
 from observers.sources.folder import FolderWatcher
+from scripts.events import Event, event_emit
 
 logger = logging.getLogger(__name__)
 
+# Source type -> "module:Class" (imported when a profile of that type runs).
+SOURCE_CLASSES = {
+    SourceType.TCP_SERVER: "observers.sources.tcp:TcpServerSource",
+    SourceType.TCP_CLIENT: "observers.sources.tcp:TcpClientSource",
+    SourceType.FTP_SERVER: "observers.sources.ftp:FtpServerSource",
+    SourceType.FTP_CLIENT: "observers.sources.ftp:FtpClientSource",
+    SourceType.RADIUS: "observers.sources.radius:RadiusSource",
+}
 
-def _folder_watcher(profile: ObserverProfile) -> FolderWatcher:
-    path = profile.settings.get("path")
-    if not path:
-        raise ValueError(f"observer {profile.name}: a folder source needs settings.path")
 
+def _deliverer(profile: ObserverProfile):
+    """deliver(data, name): archive, then process; a database failure is an event (R9.2)."""
     def deliver(data: bytes, name: str):
         close_old_connections()
-        return profile_deliver(profile=profile, data=data, source_name=name)
+        try:
+            return profile_deliver(profile=profile, data=data, source_name=name)
+        except DatabaseError as exc:
+            event_emit(Event.DATABASE_ERROR, profile=profile.name, error=str(exc))
+            raise
+    return deliver
 
-    return FolderWatcher(path=Path(path), deliver=deliver,
-                         max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,
-                         settle_seconds=float(profile.settings.get("settle_seconds", 2)))
+
+def _notifier(profile: ObserverProfile, log: logging.Logger):
+    events = {"connected": Event.SOURCE_CONNECTED, "disconnected": Event.SOURCE_DISCONNECTED}
+
+    def notify(event: str, **params):
+        log.info("%s %s", event, " ".join(f"{k}={v}" for k, v in params.items()))
+        event_emit(events.get(event, event), profile=profile.name, **params)
+    return notify
 
 
-def run_profile(profile: ObserverProfile, *, once: bool = False,
-                stop: threading.Event | None = None, interval: float = 5.0) -> None:
-    """Collect for `profile` until `stop` is set (or one pass when `once`)."""
-    if profile.source != SourceType.FOLDER:
-        raise NotImplementedError(
-            f"observer {profile.name}: the {profile.source} source is not available in this "
-            "version; only folder profiles can run"
-        )
-    # Refuse to start, rather than archive what cannot be parsed.
+def _check(profile: ObserverProfile) -> None:
+    """Refuse to start, rather than archive what cannot be parsed."""
     parser_for(profile.device.type)
     problems = parser_options_problems(profile.device.type, profile.settings.get("parser"))
     if problems:
         raise ValueError(f"observer {profile.name}: parser settings: " + "; ".join(problems))
-    stop = stop or threading.Event()
-    log = profile_logger(profile)
-    watcher = _folder_watcher(profile)
+    if profile.source == SourceType.FOLDER and not profile.settings.get("path"):
+        raise ValueError(f"observer {profile.name}: a folder source needs settings.path")
+
+
+def build_source(profile: ObserverProfile, log: logging.Logger):
+    """The source object of a non-folder profile (observers.sources interface)."""
+    module_name, class_name = SOURCE_CLASSES[profile.source].split(":")
+    source_class = getattr(importlib.import_module(module_name), class_name)
+    return source_class(name=profile.name, settings=dict(profile.settings),
+                        deliver=_deliverer(profile), log=log, notify=_notifier(profile, log))
+
+
+def _run_folder(profile, *, once, stop, interval, log):
+    watcher = FolderWatcher(path=Path(profile.settings["path"]), deliver=_deliverer(profile),
+                            max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,
+                            settle_seconds=float(profile.settings.get("settle_seconds", 2)))
     if once:
         # One pass takes every file present now, however recently it was written.
         watcher.settle_seconds = 0
+    while True:
+        try:
+            watcher.poll()
+        except Exception as exc:  # one bad pass must not stop the collector
+            log.error("poll failed: %s", exc)
+            logger.exception("observer %s: poll failed", profile.name)
+            if once:
+                raise
+        if once or stop.wait(interval):
+            break
+
+
+def run_profile(profile: ObserverProfile, *, once: bool = False,
+                stop: threading.Event | None = None, interval: float = 5.0) -> None:
+    """Collect for `profile` until `stop` is set (or, for a folder, one pass when `once`)."""
+    _check(profile)
+    if once and profile.source != SourceType.FOLDER:
+        raise ValueError(f"observer {profile.name}: --once is for folder sources only")
+    stop = stop or threading.Event()
+    log = profile_logger(profile)
+    source = None if profile.source == SourceType.FOLDER else build_source(profile, log)
     profile_set_state(profile=profile, state=ObserverState.ONLINE)
     try:
-        while True:
-            try:
-                watcher.poll()
-            except Exception as exc:  # one bad pass must not stop the collector
-                log.error("poll failed: %s", exc)
-                logger.exception("observer %s: poll failed", profile.name)
-                if once:
-                    raise
-            if once or stop.wait(interval):
-                break
+        if source is None:
+            _run_folder(profile, once=once, stop=stop, interval=interval, log=log)
+        else:
+            source.run(stop)
     finally:
         profile_set_state(profile=profile, state=ObserverState.OFFLINE)

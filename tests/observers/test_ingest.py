@@ -513,11 +513,11 @@ def test_observer_refuses_a_device_without_parser_before_archiving_its_files(
     assert sorted(p.name for p in inbox.iterdir()) == ["cdr_1.txt"]
 
 
-def test_observer_command_refuses_a_source_that_cannot_run(db, restore_signal_handlers):
-    # given a TCP server profile, which this version cannot run
-    profile = ObserverProfileFactory(source="tcp_server")
-    # when the collector is started; then it says so
-    with pytest.raises(CommandError, match="the tcp_server source is not available"):
+def test_once_is_refused_for_a_listening_source(db, restore_signal_handlers):
+    # given a TCP server profile (it listens; there is no "one pass")
+    profile = ObserverProfileFactory(source="tcp_server", settings={"port": 5100})
+    # when the collector is started for one pass; then it says why not
+    with pytest.raises(CommandError, match="--once is for folder sources only"):
         call_command("observer", name=profile.name, once=True)
 
 

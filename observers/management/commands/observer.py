@@ -26,5 +26,5 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: stop.set())
         try:
             run_profile(profile, once=once, stop=stop, interval=interval)
-        except (NotImplementedError, LookupError, ValueError, FileNotFoundError) as exc:
+        except (LookupError, ValueError, FileNotFoundError, ImportError) as exc:
             raise CommandError(str(exc)) from None

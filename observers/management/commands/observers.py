@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from observers.models import ObserverProfile, SourceType
+from observers.models import ObserverProfile
 from observers.runner import run_profile
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def start_local_observers(stop: threading.Event, *, interval: float = 5.0) -> li
     """Start a thread per enabled, local profile whose source can run here."""
     threads = []
     profiles = ObserverProfile.objects.select_related("device").filter(
-        enabled=True, remote=False, source=SourceType.FOLDER)
+        enabled=True, remote=False)
     for profile in profiles:
         thread = threading.Thread(
             target=_run_logged, kwargs={"profile": profile, "stop": stop, "interval": interval},
