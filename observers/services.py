@@ -117,6 +117,15 @@ def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str =
                                source_name)
 
 
+def profile_set_enabled(*, profile: ObserverProfile, enabled: bool) -> ObserverProfile:
+    """R2.5: start (True) or stop (False) a local profile; the supervisor follows within seconds."""
+    ObserverProfile.objects.filter(pk=profile.pk).update(enabled=enabled)
+    profile.enabled = enabled
+    profile_logger(profile).log(STATUS, "observer %s from the UI",
+                                "started" if enabled else "stopped")
+    return profile
+
+
 def profile_set_state(*, profile: ObserverProfile, state: str) -> None:
     """R2.5: record whether the profile's collector is running."""
     ObserverProfile.objects.filter(pk=profile.pk).update(state=state)

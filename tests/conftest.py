@@ -55,6 +55,12 @@ def _data_dirs(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def plain_http(settings):
+    """The tests talk plain HTTP; production would first redirect them to HTTPS."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
 def _fresh_tariff_indexes():
     """Compiled tariff indexes are cached per process by (operator id, plan id, version);
     SQLite reuses ids after a test's rollback, so each test starts with an empty cache."""

@@ -39,12 +39,6 @@ def make_call(*, device, key, start, subscriber=None, extension="101", dialled="
     )
 
 
-@pytest.fixture(autouse=True)
-def plain_http(settings):
-    """The tests talk plain HTTP; production would first redirect them to HTTPS."""
-    settings.SECURE_SSL_REDIRECT = False
-
-
 @pytest.fixture
 def operator_client(client, django_user_model):
     user = django_user_model.objects.create(username="operator")

@@ -390,11 +390,6 @@ def eager():
     celery_app.conf.task_always_eager = before
 
 
-@pytest.fixture
-def plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
 def test_task_runs_a_job_to_the_end_batch_by_batch(site, eager):
     # given a job of batches of 2 created but not started
     from billing.tasks import rerate_batch

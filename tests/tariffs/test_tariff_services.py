@@ -354,11 +354,6 @@ def test_tariffs_bulk_refuses_an_unknown_operator_or_date(deck):
 
 # --- admin -------------------------------------------------------------------------------
 
-@pytest.fixture
-def plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
 def change_form_data(response) -> dict:
     """The POST data of an admin change form as it was rendered (with its inlines)."""
     data = {}

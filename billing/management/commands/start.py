@@ -13,9 +13,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from billing.models import Node
-from observers.management.commands.observers import start_local_observers
 from observers.models import ObserverProfile, SourceType
 from observers.runner import run_profile
+from observers.supervisor import Supervisor
 
 
 class Command(BaseCommand):
@@ -40,7 +40,8 @@ class Command(BaseCommand):
             except Exception as exc:  # one broken profile must not keep the UI from starting
                 self.stderr.write(f"observer {profile.name}: {exc}")
         stop = threading.Event()
-        start_local_observers(stop)
+        threading.Thread(target=Supervisor().run, args=(stop,), name="observers",
+                         daemon=True).start()
         url = f"http://{addrport}/"
         self.stdout.write(self.style.SUCCESS(
             f"\nTariscope is at {url}  (log in as {username!r} with password {password!r})\n"))
