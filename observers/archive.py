@@ -7,7 +7,7 @@ and a crashed worker re-reads exactly the same bytes.
 import fcntl
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from django.utils import timezone
@@ -70,3 +70,54 @@ def archive_append(*, folder: Path, profile_name: str, period: str, data: bytes,
     """Append `data` durably and return the archive file's path."""
     return archive_chunk_append(folder=folder, profile_name=profile_name, period=period,
                                 data=data, now=now).path
+
+
+def archive_period_bounds(file_name: str, profile_name: str) -> tuple[date, date] | None:
+    """The first and last day an archive file `<profile>_<period>.cdr` covers, or None."""
+    prefix = f"{profile_name}_"
+    if not (file_name.startswith(prefix) and file_name.endswith(".cdr")):
+        return None
+    stamp = file_name[len(prefix):-len(".cdr")]
+    try:
+        if len(stamp) == 10:  # 2024-06-17
+            day = date.fromisoformat(stamp)
+            return day, day
+        if "-W" in stamp:  # 2024-W25
+            monday = datetime.strptime(stamp + "-1", "%G-W%V-%u").date()
+            return monday, monday + timedelta(days=6)
+        first = date.fromisoformat(stamp + "-01")  # 2024-06
+        following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return first, following - timedelta(days=1)
+    except ValueError:
+        return None
+
+
+def archive_files(folder: Path, profile_name: str, date_from: date, date_to: date) -> list[Path]:
+    """The profile's archive files whose period meets [date_from, date_to], oldest first."""
+    found = []
+    if not folder.is_dir():
+        return found
+    for path in folder.iterdir():
+        bounds = archive_period_bounds(path.name, profile_name)
+        if bounds and bounds[0] <= date_to and bounds[1] >= date_from:
+            found.append((bounds[0], path))
+    return [path for _, path in sorted(found)]
+
+
+def read_in_chunks(path: Path, size: int = 8 * 1024 * 1024):
+    """The file's bytes in pieces of about `size`, each ending at a line end."""
+    with open(path, "rb") as handle:
+        rest = b""
+        while True:
+            block = handle.read(size)
+            if not block:
+                if rest:
+                    yield rest
+                return
+            block = rest + block
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                rest = block
+                continue
+            yield block[:cut + 1]
+            rest = block[cut + 1:]

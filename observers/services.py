@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.services import calls_store
-from observers.archive import ArchiveChunk, archive_chunk_append
+from observers.archive import ArchiveChunk, archive_chunk_append, archive_files, read_in_chunks
 from observers.models import LogLevel, ObserverProfile, ObserverState, RejectedRecord
 from observers.parsers import parser_for
 from observers.parsers.base import Reject
@@ -115,6 +115,16 @@ def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str =
     chunk = profile_archive(profile=profile, data=data)
     return process_chunk.delay(profile.pk, str(chunk.path), chunk.offset, chunk.length,
                                source_name)
+
+
+def profile_reprocess(*, profile: ObserverProfile, date_from, date_to) -> IngestSummary:
+    """R2.4: parse the raw archive of a period again; calls already stored are skipped, so
+    only what was lost (or rejected before a parser fix) is added."""
+    total = IngestSummary()
+    for path in archive_files(profile.archive_path, profile.name, date_from, date_to):
+        for piece in read_in_chunks(path):
+            total.add(chunk_process(profile=profile, data=piece, source_name=f"archive:{path.name}"))
+    return total
 
 
 def profile_set_enabled(*, profile: ObserverProfile, enabled: bool) -> ObserverProfile:
