@@ -139,16 +139,47 @@ SOURCE_KEY_SCHEMAS = {
         {"address": {"type": "string", "minLength": 1, "maxLength": 253}},
         {"secret": {"type": "string", "minLength": 1, "maxLength": 200}},
     )),
+    # Parser options (the generic parser needs them; docs/formats.md).
+    "parser": {"type": "object", "description": "parser options, see docs/formats.md"},
+    # Tuning, each with the source's own default (docs/config.md).
+    **{key: {"type": "number", "minimum": 0} for key in (
+        "settle_seconds", "auth_failed_delay", "sweep_interval", "interval", "timeout",
+        "idle_timeout", "flush_seconds", "retry_min", "retry_max", "reconnect_min",
+        "reconnect_max", "connect_timeout", "retransmit_cache_seconds")},
+    **{key: {"type": "integer", "minimum": 1} for key in (
+        "max_file_bytes", "max_login_attempts", "max_line_bytes", "max_connections",
+        "flush_lines", "max_pending_lines", "max_pending_bytes")},
+    **{key: {"type": "boolean"} for key in ("passive", "tls")},
+    "passive_ports": {"type": "string", "pattern": r"^[0-9]{1,5}-[0-9]{1,5}$",
+                      "description": "a port range such as 60000-60100"},
+    "home": _TEXT,
+    "state_dir": _TEXT,
+    "banner": {"type": "string", "maxLength": 200},
+    "pattern": {"type": "string", "minLength": 1, "maxLength": 200},
 }
+_TCP_TUNING = {key: None for key in (
+    "max_line_bytes", "flush_lines", "flush_seconds", "retry_min", "retry_max",
+    "max_pending_lines", "max_pending_bytes")}
 SOURCES = {
     # source: (required keys, optional keys with their defaults, None for no default)
-    SourceType.FOLDER: (("path",), {}),
-    SourceType.FTP_SERVER: (("user", "password"), {"port": 21}),
-    SourceType.FTP_CLIENT: (("host", "user", "password"),
-                            {"port": 21, "remote_path": None, "after": None}),
-    SourceType.TCP_SERVER: (("port",), {}),
-    SourceType.TCP_CLIENT: (("host", "port"), {}),
-    SourceType.RADIUS: (("secret",), {"port": 1813, "clients": None}),
+    SourceType.FOLDER: (("path",), {"settle_seconds": None, "parser": None}),
+    SourceType.FTP_SERVER: (("user", "password"), {
+        "port": 21, "host": None, "passive_ports": None, "home": None, "max_file_bytes": None,
+        "max_login_attempts": None, "auth_failed_delay": None, "sweep_interval": None,
+        "banner": None, "parser": None}),
+    SourceType.FTP_CLIENT: (("host", "user", "password"), {
+        "port": 21, "remote_path": None, "after": None, "pattern": None, "interval": None,
+        "passive": None, "timeout": None, "tls": None, "max_file_bytes": None,
+        "state_dir": None, "parser": None}),
+    SourceType.TCP_SERVER: (("port",), {
+        "host": None, "max_connections": None, "idle_timeout": None, "parser": None,
+        **_TCP_TUNING}),
+    SourceType.TCP_CLIENT: (("host", "port"), {
+        "reconnect_min": None, "reconnect_max": None, "connect_timeout": None, "parser": None,
+        **_TCP_TUNING}),
+    SourceType.RADIUS: (("secret",), {
+        "port": 1813, "clients": None, "host": None, "retransmit_cache_seconds": None,
+        "parser": None}),
 }
 
 

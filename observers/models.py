@@ -60,6 +60,8 @@ class ObserverProfile(models.Model):
     )
     log_level = models.IntegerField(choices=LogLevel.choices, default=LogLevel.STATUS)
     remote = models.BooleanField(default=False, help_text="Runs on another host (R2.6).")
+    # SHA-256 of the remote observer's token (issued once in the UI; never stored in clear).
+    remote_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     # Service state (R2.5), written by the running collector.
     state = models.CharField(
@@ -111,3 +113,23 @@ class RejectedRecord(models.Model):
     @staticmethod
     def fingerprint_of(raw: str) -> str:
         return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()  # noqa: S324
+
+
+class RemoteBatch(models.Model):
+    """R2.6: a batch a remote observer delivered, remembered so that a batch sent again
+    (its answer was lost) is acknowledged without being stored twice."""
+
+    profile = models.ForeignKey(ObserverProfile, on_delete=models.CASCADE, related_name="batches")
+    batch_id = models.CharField(max_length=64)
+    received_at = models.DateTimeField(auto_now_add=True)
+    size = models.PositiveIntegerField()
+    summary = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "batch_id"], name="remote_batch_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.profile} batch {self.batch_id}"

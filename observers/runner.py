@@ -1,5 +1,4 @@
 """Runs a profile's data source as a long-running loop (R2.2, R2.5)."""
-import importlib
 import logging
 import threading
 from pathlib import Path
@@ -10,20 +9,11 @@ from django.db import DatabaseError, close_old_connections
 from observers.models import ObserverProfile, ObserverState, SourceType
 from observers.parsers import parser_for, parser_options_problems
 from observers.services import profile_deliver, profile_logger, profile_set_state
+from observers.sources import source_class
 from observers.sources.folder import FolderWatcher
 from scripts.events import Event, event_emit
 
 logger = logging.getLogger(__name__)
-
-# Source type -> "module:Class" (imported when a profile of that type runs).
-SOURCE_CLASSES = {
-    SourceType.TCP_SERVER: "observers.sources.tcp:TcpServerSource",
-    SourceType.TCP_CLIENT: "observers.sources.tcp:TcpClientSource",
-    SourceType.FTP_SERVER: "observers.sources.ftp:FtpServerSource",
-    SourceType.FTP_CLIENT: "observers.sources.ftp:FtpClientSource",
-    SourceType.RADIUS: "observers.sources.radius:RadiusSource",
-}
-
 
 def _deliverer(profile: ObserverProfile):
     """deliver(data, name): archive, then process; a database failure is an event (R9.2)."""
@@ -58,9 +48,7 @@ def _check(profile: ObserverProfile) -> None:
 
 def build_source(profile: ObserverProfile, log: logging.Logger):
     """The source object of a non-folder profile (observers.sources interface)."""
-    module_name, class_name = SOURCE_CLASSES[profile.source].split(":")
-    source_class = getattr(importlib.import_module(module_name), class_name)
-    return source_class(name=profile.name, settings=dict(profile.settings),
+    return source_class(profile.source)(name=profile.name, settings=dict(profile.settings),
                         deliver=_deliverer(profile), log=log, notify=_notifier(profile, log))
 
 

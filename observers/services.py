@@ -1,15 +1,17 @@
 """The collection pipeline: receive -> archive -> parse -> store (rate) (STYLE rule 5)."""
+import hashlib
 import logging
+import secrets
 from dataclasses import asdict, dataclass
 from logging.handlers import WatchedFileHandler
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from billing.services import calls_store
 from observers.archive import ArchiveChunk, archive_chunk_append, archive_files, read_in_chunks
-from observers.models import LogLevel, ObserverProfile, ObserverState, RejectedRecord
+from observers.models import LogLevel, ObserverProfile, ObserverState, RejectedRecord, RemoteBatch
 from observers.parsers import parser_for
 from observers.parsers.base import Reject
 
@@ -125,6 +127,39 @@ def profile_reprocess(*, profile: ObserverProfile, date_from, date_to) -> Ingest
         for piece in read_in_chunks(path):
             total.add(chunk_process(profile=profile, data=piece, source_name=f"archive:{path.name}"))
     return total
+
+
+def profile_issue_token(*, profile: ObserverProfile) -> str:
+    """R2.6: a new credential for the profile's remote observer, shown once; the previous one
+    stops working. Only its SHA-256 is kept."""
+    token = f"obs_{secrets.token_urlsafe(32)}"
+    ObserverProfile.objects.filter(pk=profile.pk).update(remote_token_hash=token_hash(token))
+    profile_logger(profile).log(STATUS, "remote observer token issued")
+    return token
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def remote_batch_receive(*, profile: ObserverProfile, batch_id: str, data: bytes,
+                         source_name: str) -> tuple[bool, dict]:
+    """R2.6: a batch from a remote observer: (True, summary) when new; (False, summary of the
+    first delivery) when this batch was received before (its answer was lost)."""
+    known = RemoteBatch.objects.filter(profile=profile, batch_id=batch_id).first()
+    if known is not None:
+        return False, known.summary
+    outcome = profile_deliver(profile=profile, data=data, source_name=source_name)
+    summary = {"bytes": len(data)}
+    if outcome is not None and outcome.ready() and outcome.successful():
+        summary.update(outcome.result)  # processed in-process (no broker)
+    try:
+        with transaction.atomic():
+            RemoteBatch.objects.create(profile=profile, batch_id=batch_id, size=len(data),
+                                       summary=summary)
+    except IntegrityError:  # the same batch, sent twice at once: the other copy won
+        return False, summary
+    return True, summary
 
 
 def profile_set_enabled(*, profile: ObserverProfile, enabled: bool) -> ObserverProfile:

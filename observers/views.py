@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from observers.models import ObserverProfile
 from observers.selectors import profile_list, profile_log_tail, reject_list
-from observers.services import profile_set_enabled
+from observers.services import profile_issue_token, profile_set_enabled
 
 
 @login_required
@@ -29,6 +29,15 @@ def observer_toggle(request, name, action):
         messages.success(request, f"{name}: {'starting' if action == 'start' else 'stopping'}; "
                                   "the state changes within a few seconds.")
     return redirect("observer_list")
+
+
+@require_POST
+@permission_required("observers.change_observerprofile", raise_exception=True)
+def observer_token(request, name):
+    """R2.6: issue (or replace) a remote profile's token, shown once."""
+    profile = get_object_or_404(ObserverProfile, name=name, remote=True)
+    token = profile_issue_token(profile=profile)
+    return render(request, "observers/token.html", {"profile": profile, "token": token})
 
 
 @login_required

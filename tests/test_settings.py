@@ -19,7 +19,8 @@ PROBE = (
 def _run(args, env_overrides, tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG",
-                        "ALLOWED_HOSTS", "TARISCOPE_DATA_DIR", "DJANGO_SETTINGS_MODULE"}}
+                        "ALLOWED_HOSTS", "TARISCOPE_DATA_DIR", "DJANGO_SETTINGS_MODULE",
+                        "SECURE_HTTPS"}}
     env.update({"TARISCOPE_DATA_DIR": str(tmp_path / "data")}, **env_overrides)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -17,3 +17,19 @@ surviving bad input, peers that disappear and servers that restart (it retries w
 back-off), and returns promptly after `stop` is set. `source.ready` (a threading.Event) is
 set once it listens or is connected, so tests and the runner know when it serves.
 """
+import importlib
+
+# Source type -> "module:Class"; the folder source is run by the runner itself.
+SOURCE_CLASSES = {
+    "tcp_server": "observers.sources.tcp:TcpServerSource",
+    "tcp_client": "observers.sources.tcp:TcpClientSource",
+    "ftp_server": "observers.sources.ftp:FtpServerSource",
+    "ftp_client": "observers.sources.ftp:FtpClientSource",
+    "radius": "observers.sources.radius:RadiusSource",
+}
+
+
+def source_class(source_type: str):
+    """The class that runs a source type (imported on first use)."""
+    module_name, class_name = SOURCE_CLASSES[source_type].split(":")
+    return getattr(importlib.import_module(module_name), class_name)

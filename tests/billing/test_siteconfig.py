@@ -356,7 +356,7 @@ def test_observer_settings_keep_keys_outside_the_contract_and_drop_old_source_ke
     # given an FTP client profile that also has a key the file format does not know
     ObserverProfileFactory(name="PBX1", device=DeviceFactory(name="PBX1"), source="ftp_client",
                            settings={"host": "h", "user": "u", "password": "p",
-                                     "settle_seconds": 5})
+                                     "site_note": "rack 5"})
     data = minimal()
 
     # when the file turns it into a folder profile
@@ -364,7 +364,7 @@ def test_observer_settings_keep_keys_outside_the_contract_and_drop_old_source_ke
 
     # then the FTP credentials are gone and the foreign key is kept
     assert ObserverProfile.objects.get().settings == {"path": "/var/spool/cdr/pbx1",
-                                                      "settle_seconds": 5}
+                                                      "site_note": "rack 5"}
     assert all_unchanged(site_config_apply(data=data))
 
 
@@ -491,7 +491,7 @@ def group_cycle(data):
     (radius_without_secret,
      "nodes[0].devices[0].observer.secret: is required for source 'radius'"),
     (key_of_another_source, "nodes[0].devices[0].observer.host: not a key of source 'folder' "
-                            "(it takes path)"),
+                            "(it takes path, settle_seconds, parser)"),
     (unknown_key, "nodes[0].devices[0].timezon: unknown key (did you mean 'timezone'?)"),
     (bad_observer_name,
      "nodes[0].devices[0].observer.name: 'PBX-1' is not valid: letters and digits only"),

@@ -1,0 +1,85 @@
+"""R2.6: what a remote observer calls on the main server, with its own token (never the
+database password): its profile, and the batches it collected."""
+import re
+
+from rest_framework import authentication, exceptions, permissions, status
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from observers.models import ObserverProfile
+from observers.services import remote_batch_receive, token_hash
+
+_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class ObserverPrincipal:
+    """The remote observer a request comes from (request.user for these views)."""
+
+    is_authenticated = True
+
+    def __init__(self, profile: ObserverProfile):
+        self.profile = profile
+
+
+class ObserverTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer obs_…`, the token issued for one remote profile."""
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.startswith("obs_"):
+            return None
+        profile = ObserverProfile.objects.select_related("device").filter(
+            remote_token_hash=token_hash(token.strip()), remote=True).first()
+        if profile is None:
+            raise exceptions.AuthenticationFailed("unknown or revoked observer token")
+        return ObserverPrincipal(profile), token
+
+    def authenticate_header(self, request):
+        return "Bearer"
+
+
+class RawBytesParser(BaseParser):
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read()
+
+
+class ObserverView(APIView):
+    authentication_classes = [ObserverTokenAuthentication]
+    permission_classes = [permissions.IsAuthenticated]
+
+
+class ObserverProfileView(ObserverView):
+    """GET /api/observer/profile: the settings the remote collector runs with."""
+
+    def get(self, request):
+        profile = request.user.profile
+        return Response({
+            "name": profile.name, "source": profile.source, "settings": profile.settings,
+            "device": profile.device.name, "device_type": profile.device.type,
+            "enabled": profile.enabled,
+        })
+
+
+class ObserverIngestView(ObserverView):
+    """POST /api/observer/ingest: one batch of raw CDR bytes, `X-Batch-Id` (unique per batch
+    and observer: a batch sent again is acknowledged, not stored twice), `X-Source-Name`."""
+
+    parser_classes = [RawBytesParser]
+
+    def post(self, request):
+        batch_id = request.headers.get("X-Batch-Id", "")
+        if not _BATCH_ID.match(batch_id):
+            return Response({"message": "X-Batch-Id is missing or not 1-64 letters, digits, "
+                                        "'_', '.', ':' or '-'"}, status=status.HTTP_400_BAD_REQUEST)
+        data = request.body
+        if not data:
+            return Response({"message": "the batch is empty"}, status=status.HTTP_400_BAD_REQUEST)
+        source_name = request.headers.get("X-Source-Name", "remote")[:200]
+        new, summary = remote_batch_receive(profile=request.user.profile, batch_id=batch_id,
+                                            data=data, source_name=f"remote:{source_name}")
+        return Response({"batch": batch_id, "duplicate": not new, **summary},
+                        status=status.HTTP_201_CREATED if new else status.HTTP_200_OK)

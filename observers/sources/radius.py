@@ -1,0 +1,446 @@
+"""R2.2, R2.3: the RADIUS accounting server source (UDP, RFC 2866).
+
+Every Accounting-Request from an allowed client with the right secret is answered with an
+Accounting-Response. Only Stop packets carry a finished call: each becomes one JSON line (its
+attributes by their dictionary names) that is handed to `deliver`, and the packet is answered
+only once `deliver` has returned, so a packet is never acknowledged before it is archived (R2.4).
+When `deliver` raises, the packet stays unanswered and the NAS sends it again. Start,
+Interim-Update and Accounting-On/Off packets are answered and go no further.
+
+The JSON line of a Stop packet (observers/parsers/radius.py reads it; docs/formats.md):
+
+    {"Acct-Status-Type": "Stop", "Acct-Session-Id": "1A2B", "h323-conf-id":
+     "h323-conf-id=4F1C6E9A 8B5611D4 8020E09D 8B2F0F50", "Cisco-AVPair": ["a=1", "b=2"], …,
+     "_received": "2024-06-17T10:16:40.123+00:00", "_peer": "192.0.2.10"}
+
+An attribute sent once has its value, one sent several times a list of values. Integers with
+named values (Acct-Status-Type) are written by name, dates (Event-Timestamp) as Unix seconds,
+octets and strings that are not UTF-8 as "0x" and hex; attributes the dictionary does not know
+are named like FreeRADIUS names them: "Attr-200", "Attr-26.9999.1" (vendor 9999, attribute 1).
+
+Why a plain socket loop rather than pyrad's Server: it must stop promptly on `stop`, pick the
+secret per client network, answer a Stop only after `deliver` returned, and answer
+retransmissions from a cache (RFC 5080 section 2.2.2); pyrad.packet does the decoding and the
+Response Authenticator.
+
+Throughput: packets waiting in the socket buffer are taken together (up to BATCH_MAX) and the
+Stop packets among them from one NAS go to `deliver` as one piece of data, so that one durable
+archive write (one fsync) covers many calls when the NAS sends faster than one write takes.
+"""
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import select
+import socket
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from pyrad.dictionary import Dictionary
+from pyrad.packet import AccountingRequest, AcctPacket
+
+logger = logging.getLogger(__name__)
+
+DICTIONARY = Path(__file__).resolve().parent.parent / "radius_dictionaries" / "dictionary"
+
+DEFAULT_PORT = 1813
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - a RADIUS server listens for the NASes of the network
+DEFAULT_RETRANSMIT_SECONDS = 30.0
+
+# Acct-Status-Type (RFC 2866 section 5.1, RFC 2866/2867 values).
+START, STOP, INTERIM_UPDATE, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
+_STATUS_NAMES = {START: "Start", INTERIM_UPDATE: "Interim-Update", ACCOUNTING_ON: "Accounting-On",
+                 ACCOUNTING_OFF: "Accounting-Off"}
+
+HEADER = 20
+MAX_PACKET = 4096  # RFC 2865 section 3: the largest packet a server must accept
+ACCT_STATUS_TYPE = 40
+
+# How many waiting datagrams are handled (and their Stops delivered) together at most.
+BATCH_MAX = 512
+# Socket receive buffer asked for (the kernel may grant less): room for bursts while a
+# delivery is being written.
+RECEIVE_BUFFER = 8 * 1024 * 1024
+# Entries of the retransmission cache kept at most, whatever their age (memory bound).
+CACHE_MAX = 500_000
+# A repeated drop (same reason, same address) is logged at most once in this many seconds.
+DROP_LOG_INTERVAL = 10.0
+POLL_SECONDS = 0.2
+MAX_BACK_OFF = 60.0
+
+COUNTERS = ("received", "answered", "dropped_unknown_client", "dropped_bad_authenticator",
+            "dropped_malformed", "retransmits", "delivered", "deliver_failures")
+
+
+@cache
+def radius_dictionary() -> Dictionary:
+    """The dictionary of observers/radius_dictionaries, read once per process."""
+    return Dictionary(str(DICTIONARY))
+
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class _CacheEntry:
+    expires: float
+    request: bytes
+    reply: bytes
+
+
+@dataclass
+class _PendingStop:
+    """A Stop packet waiting for its delivery; answered (to every copy received) after it."""
+
+    key: tuple
+    request: bytes
+    reply: bytes
+    line: bytes
+    peers: list = field(default_factory=list)
+
+
+def _secret_bytes(value, what: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string")
+    return value.encode("utf-8")
+
+
+def _clients(value, default_secret: bytes) -> list[tuple[_Network, bytes]]:
+    """(network, secret) of the `clients` setting, the most specific network first."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ValueError("clients must be a list of {address, secret}")
+    clients = []
+    for number, client in enumerate(value):
+        if not isinstance(client, Mapping) or "address" not in client:
+            raise ValueError(f"clients[{number}] must be a mapping with an 'address'")
+        unknown = set(client) - {"address", "secret"}
+        if unknown:
+            raise ValueError(f"clients[{number}]: unknown key(s) {', '.join(sorted(unknown))}")
+        try:
+            network = ipaddress.ip_network(str(client["address"]).strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"clients[{number}].address {client['address']!r} is not an IP "
+                             "address or network") from None
+        secret = client.get("secret")
+        clients.append((network, default_secret if secret is None
+                        else _secret_bytes(secret, f"clients[{number}].secret")))
+    clients.sort(key=lambda item: item[0].prefixlen, reverse=True)
+    return clients
+
+
+def _structure_problem(data: bytes) -> str | None:
+    """Why `data` is not a well-formed Accounting-Request, or None (RFC 2865 sections 3, 5)."""
+    if len(data) < HEADER:
+        return f"{len(data)} bytes, shorter than a RADIUS header"
+    code, _, length = struct.unpack_from("!BBH", data)
+    if code != AccountingRequest:
+        return f"code {code} is not an Accounting-Request"
+    if length < HEADER or length > MAX_PACKET or length > len(data):
+        return f"the length field says {length} bytes, the datagram has {len(data)}"
+    position = HEADER
+    while position < length:
+        if length - position < 2:
+            return "an attribute header is cut off"
+        attribute_length = data[position + 1]
+        if attribute_length < 2 or position + attribute_length > length:
+            return f"attribute {data[position]} has a bad length ({attribute_length})"
+        position += attribute_length
+    return None
+
+
+def _json_value(value):
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str | int):
+        return value
+    return str(value)
+
+
+def stop_line(packet: AcctPacket, *, peer: str, received: datetime) -> bytes:
+    """The JSON line of an Accounting-Request: its attributes by dictionary name (see above)."""
+    dictionary = packet.dict
+    values: dict[str, object] = {}
+    for key in OrderedDict.keys(packet):
+        name = dictionary.attrindex.GetBackward(key) if dictionary.attrindex.HasBackward(key) else None
+        raw = OrderedDict.__getitem__(packet, key)
+        decoded = None
+        if name is not None:
+            try:
+                decoded = packet[name]
+            except Exception:  # noqa: BLE001 - a value of the wrong size: kept as it came
+                decoded = None
+        if name is None:
+            name = f"Attr-26.{key[0]}.{key[1]}" if isinstance(key, tuple) else f"Attr-{key}"
+        items = [_json_value(v) for v in (decoded if decoded is not None else raw)]
+        if name in values:  # the same name twice (an unknown and a known spelling): merge
+            previous = values[name]
+            items = (previous if isinstance(previous, list) else [previous]) + items
+        values[name] = items[0] if len(items) == 1 else items
+    values["_received"] = received.isoformat(timespec="milliseconds")
+    values["_peer"] = peer
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+class RadiusSource:
+    """R2.2: a RADIUS accounting server for one observer profile (one UDP port, one secret
+    with optional per-client secrets); the contract is in observers/sources/__init__.py."""
+
+    def __init__(self, *, name: str, settings: Mapping, deliver: Callable[[bytes, str], object],
+                 log: logging.Logger | None = None, notify: Callable[..., object] | None = None):
+        self.name = name
+        self.deliver = deliver
+        self.log = log or logger
+        self.notify = notify
+        if "secret" not in settings:
+            raise ValueError(f"observer {name}: a radius source needs settings.secret")
+        self.secret = _secret_bytes(settings["secret"], f"observer {name}: secret")
+        port = settings.get("port", DEFAULT_PORT)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"observer {name}: port {port!r} is not a UDP port (1 to 65535)")
+        self.port = port
+        self.host = str(settings.get("host", DEFAULT_HOST))
+        try:
+            self.clients = _clients(settings.get("clients"), self.secret)
+        except ValueError as exc:
+            raise ValueError(f"observer {name}: {exc}") from None
+        try:
+            self.retransmit_seconds = float(settings.get("retransmit_cache_seconds",
+                                                         DEFAULT_RETRANSMIT_SECONDS))
+        except (TypeError, ValueError):
+            raise ValueError(f"observer {name}: retransmit_cache_seconds must be a number") from None
+        self.dictionary = radius_dictionary()
+        self.ready = threading.Event()
+        self.address: tuple | None = None
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._cache: OrderedDict[tuple, _CacheEntry] = OrderedDict()
+        self._peers: set[str] = set()
+        self._drop_logged: dict[tuple, list] = {}
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set; a port that cannot be bound is retried with back-off."""
+        back_off = 1.0
+        while not stop.is_set():
+            try:
+                sock = self._bind()
+            except OSError as exc:
+                self.log.error("cannot listen on UDP %s port %s: %s; retrying in %.0f s",
+                               self.host, self.port, exc, back_off)
+                stop.wait(back_off)
+                back_off = min(back_off * 2, MAX_BACK_OFF)
+                continue
+            back_off = 1.0
+            try:
+                self.log.info("RADIUS accounting server listening on UDP %s port %s", *self.address[:2])
+                self.ready.set()
+                self._serve(sock, stop)
+            except Exception:  # a bug, not bad input: log it, listen again
+                self.log.exception("RADIUS accounting server failed; listening again")
+                stop.wait(1.0)
+            finally:
+                self.ready.clear()
+                sock.close()
+
+    def _bind(self) -> socket.socket:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            # Best effort: the default buffer still works, only bursts fit less.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.bind(address)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.address = sock.getsockname()[:2]
+        return sock
+
+    def _serve(self, sock: socket.socket, stop: threading.Event) -> None:
+        while not stop.is_set():
+            readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
+            self._purge_cache(time.monotonic())
+            if not readable:
+                continue
+            batch = []
+            while len(batch) < BATCH_MAX:
+                try:
+                    batch.append(sock.recvfrom(65535))
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # e.g. an ICMP error reported on the socket
+                    self.log.debug("receive failed: %s", exc)
+                    break
+            if batch:
+                self._handle(sock, batch)
+
+    def _handle(self, sock: socket.socket, batch: list[tuple[bytes, tuple]]) -> None:
+        now = time.monotonic()
+        received = datetime.now(UTC)
+        pending: dict[str, dict[tuple, _PendingStop]] = {}
+        for data, peer in batch:
+            try:
+                self._take(sock, data, peer, now, received, pending)
+            except Exception:  # one packet must never stop the server
+                self.counters["dropped_malformed"] += 1
+                self.log.exception("packet from %s could not be handled; dropped", peer[0])
+        for ip, stops in pending.items():
+            data = b"".join(item.line for item in stops.values())
+            try:
+                self.deliver(data, f"radius:{ip}")
+            except Exception as exc:
+                self.counters["deliver_failures"] += 1
+                self.log.error("%d Stop packet(s) from %s not taken (%s); left unanswered, the "
+                               "NAS sends them again", len(stops), ip, exc)
+                continue
+            self.counters["delivered"] += len(stops)
+            expires = time.monotonic() + self.retransmit_seconds
+            for item in stops.values():
+                self._remember(item.key, item.request, item.reply, expires)
+                for peer in item.peers:
+                    self._send(sock, item.reply, peer)
+
+    # -- one datagram --------------------------------------------------------------------
+
+    def _take(self, sock, data: bytes, peer: tuple, now: float, received: datetime,
+              pending: dict[str, dict[tuple, _PendingStop]]) -> None:
+        self.counters["received"] += 1
+        ip = peer[0]
+        secret = self._secret_for(ip)
+        if secret is None:
+            self.counters["dropped_unknown_client"] += 1
+            self._log_drop("unknown", ip, "packet from %s dropped: not one of the clients", ip)
+            return
+        key = (ip, peer[1], data[1:2], data[4:20])
+        cached = self._cache.get(key)
+        if cached is not None and cached.request == data and cached.expires > now:
+            self.counters["retransmits"] += 1
+            self.log.debug("retransmitted packet %d from %s answered again", data[1], ip)
+            self._send(sock, cached.reply, peer)
+            return
+        waiting = pending.get(ip, {}).get(key)
+        if waiting is not None and waiting.request == data:
+            self.counters["retransmits"] += 1
+            waiting.peers.append(peer)
+            return
+        problem = _structure_problem(data)
+        if problem:
+            self.counters["dropped_malformed"] += 1
+            self._log_drop("malformed", ip, "malformed packet from %s dropped: %s", ip, problem)
+            return
+        length = struct.unpack_from("!H", data, 2)[0]
+        packet_bytes = data[:length]  # RFC 2865 section 3: octets past Length are padding
+        # RFC 2866 section 3: the Request Authenticator is MD5 by definition of the protocol.
+        expected = hashlib.md5(  # noqa: S324
+            packet_bytes[:4] + bytes(16) + packet_bytes[HEADER:] + secret).digest()
+        if not hmac.compare_digest(expected, packet_bytes[4:20]):
+            self.counters["dropped_bad_authenticator"] += 1
+            self._log_drop("authenticator", ip, "wrong secret or corrupt packet from %s", ip)
+            return
+        packet = AcctPacket(packet=packet_bytes, dict=self.dictionary, secret=secret)
+        status_values = packet.get(ACCT_STATUS_TYPE)
+        if not status_values or len(status_values[0]) != 4:
+            self.counters["dropped_malformed"] += 1
+            self._log_drop("malformed", ip, "malformed packet from %s dropped: %s", ip,
+                           "no Acct-Status-Type")
+            return
+        status = int.from_bytes(status_values[0], "big")
+        self._seen(ip, status)
+        reply = packet.CreateReply().ReplyPacket()
+        if status == STOP:
+            line = stop_line(packet, peer=ip, received=received)
+            pending.setdefault(ip, {})[key] = _PendingStop(key, data, reply, line, [peer])
+            return
+        if status in (START, INTERIM_UPDATE):
+            self.log.debug("%s packet from %s answered; only Stop packets are calls",
+                           _STATUS_NAMES[status], ip)
+        elif status in (ACCOUNTING_ON, ACCOUNTING_OFF):
+            self.log.info("%s from %s", _STATUS_NAMES[status], ip)
+        else:
+            self.log.info("Acct-Status-Type %d from %s answered and ignored", status, ip)
+        self._remember(key, data, reply, now + self.retransmit_seconds)
+        self._send(sock, reply, peer)
+
+    def _secret_for(self, ip: str) -> bytes | None:
+        if not self.clients:
+            return self.secret
+        try:
+            address = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        for network, secret in self.clients:
+            if address.version == network.version and address in network:
+                return secret
+        return None
+
+    def _send(self, sock: socket.socket, reply: bytes, peer: tuple) -> None:
+        try:
+            sock.sendto(reply, peer)
+        except OSError as exc:
+            self.log.warning("cannot answer %s: %s", peer[0], exc)
+            return
+        self.counters["answered"] += 1
+
+    def _remember(self, key: tuple, request: bytes, reply: bytes, expires: float) -> None:
+        self._cache[key] = _CacheEntry(expires, request, reply)
+        self._cache.move_to_end(key)
+        while len(self._cache) > CACHE_MAX:
+            self._cache.popitem(last=False)
+
+    def _purge_cache(self, now: float) -> None:
+        while self._cache:
+            key, entry = next(iter(self._cache.items()))
+            if entry.expires > now:
+                break
+            del self._cache[key]
+
+    def _seen(self, ip: str, status: int) -> None:
+        """R9.2: a NAS that starts sending (or says Accounting-On) is a data source connected;
+        one that says Accounting-Off has disconnected."""
+        if status == ACCOUNTING_OFF:
+            if ip in self._peers:
+                self._peers.discard(ip)
+            self._notify("disconnected", ip)
+        elif ip not in self._peers:
+            self._peers.add(ip)
+            self._notify("connected", ip)
+
+    def _notify(self, event: str, ip: str) -> None:
+        if self.notify is None:
+            return
+        try:
+            self.notify(event, peer=ip)
+        except Exception:  # an event handler must never stop collection (R9.3)
+            self.log.exception("event %s for %s failed", event, ip)
+
+    def _log_drop(self, reason: str, ip: str, message: str, *args) -> None:
+        """Log a dropped packet, at most once per DROP_LOG_INTERVAL for the same reason and
+        address (a flood of bad packets must not flood the profile's log)."""
+        now = time.monotonic()
+        state = self._drop_logged.get((reason, ip))
+        if state is not None and now - state[0] < DROP_LOG_INTERVAL:
+            state[1] += 1
+            return
+        suppressed = state[1] if state else 0
+        if suppressed:
+            message += " (and %d more like it since the last report)"
+            args = (*args, suppressed)
+        self.log.warning(message, *args)
+        if len(self._drop_logged) > 10_000:  # spoofed source addresses must not grow it forever
+            self._drop_logged.clear()
+        self._drop_logged[(reason, ip)] = [now, 0]

@@ -1,0 +1,578 @@
+"""R2.2 TCP sources: the PBX streams call records one per line (3CX's CDR socket service).
+
+`TcpServerSource`: the PBX connects to us (3CX "active socket" mode).
+`TcpClientSource`: we connect to the PBX (3CX "passive socket" mode).
+
+Both share the framing (`LineFramer`: bytes in any chunking -> complete lines) and the
+batching (`LineStream`: lines waiting for `deliver`, retried with back-off). Lines are
+delivered byte for byte as received, terminator included ("\\n" or "\\r\\n"), so the raw
+archive holds what the PBX sent (R2.4); only three things are not delivered, each logged:
+a line longer than `max_line_bytes`, a partial line left when the peer goes away, and
+blank lines (keep-alives carry no call, and each delivery costs an archive write and a task).
+
+Each source runs in the one thread that calls `run(stop)`: a selector loop, not a thread
+per connection, so `deliver` (which writes to the database) is only ever called from that
+thread, in order, and nothing needs a lock. A slow `deliver` holds up reading, which TCP
+turns into back-pressure on the PBX; nothing is dropped.
+"""
+import errno
+import os
+import random
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+TICK = 0.1  # seconds between checks of `stop`, flush timers and idle timers
+RECV_BYTES = 64 * 1024
+LOG_HEAD = 200  # bytes of a dropped or lost line that go into the log
+# Keep-alive probes find a PBX that vanished without closing (power cut, cable): a silent
+# but healthy 3CX may send nothing all night, so silence alone must not count as death.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 5
+_IN_PROGRESS = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK}
+
+
+def backoff(attempt: int, low: float, high: float) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): doubling from `low`, never
+    above `high`, jittered in its upper half so many sources do not retry in step."""
+    ceiling = min(high, low * 2 ** min(attempt, 30))
+    return random.uniform(max(low, ceiling / 2), ceiling)
+
+
+class LineFramer:
+    """Cuts a byte stream, however it is split into chunks, into complete lines. Pure.
+
+    A line is everything up to and including "\\n"; its length, which `max_line_bytes`
+    limits, is counted without the "\\n" or "\\r\\n". An over-long line is dropped whole:
+    only its first LOG_HEAD bytes and its size are kept (for the log) while the rest is
+    skipped up to the next newline, so the buffer never holds much more than
+    `max_line_bytes`. Dropped lines are reported as (size with line end, first bytes).
+    """
+
+    def __init__(self, max_line_bytes: int):
+        self.max_line_bytes = max_line_bytes
+        self._partial = bytearray()
+        self._over: int | None = None  # bytes seen of the over-long line being skipped
+        self._over_head = b""
+
+    @property
+    def partial(self) -> bytes:
+        """The unfinished line so far (empty while skipping an over-long one)."""
+        return bytes(self._partial)
+
+    def reset(self) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """The connection ended: forget the unfinished line and return it (and the
+        over-long line it cut short, if one was being skipped)."""
+        partial = bytes(self._partial)
+        self._partial.clear()
+        dropped = [] if self._over is None else [(self._over, self._over_head)]
+        self._over, self._over_head = None, b""
+        return partial, dropped
+
+    def feed(self, chunk: bytes) -> tuple[list[bytes], list[tuple[int, bytes]]]:
+        """Take the next chunk; return (complete lines, over-long lines dropped)."""
+        lines, dropped = [], []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            piece = chunk[start:end + 1]
+            start = end + 1
+            if self._over is not None:
+                self._skip(piece)
+                dropped.append((self._over, self._over_head))
+                self._over, self._over_head = None, b""
+                continue
+            if self._partial:
+                self._partial += piece
+                line = bytes(self._partial)
+                self._partial.clear()
+            else:
+                line = piece
+            if self._too_long(line):
+                dropped.append((len(line), line[:LOG_HEAD]))
+            elif line.strip():
+                lines.append(line)
+        if start < len(chunk):
+            if self._over is not None:
+                self._skip(chunk[start:])
+            else:
+                self._partial += chunk[start:]
+                if self._too_long_unfinished():
+                    self._over = 0
+                    self._skip(bytes(self._partial))
+                    self._partial.clear()
+        return lines, dropped
+
+    def _too_long(self, line: bytes) -> bool:
+        body = len(line) - (2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0)
+        return body > self.max_line_bytes
+
+    def _too_long_unfinished(self) -> bool:
+        # One byte of slack: a line of exactly max_line_bytes may be waiting for the "\n"
+        # of its "\r\n".
+        size = len(self._partial)
+        return size > self.max_line_bytes + 1 or (
+            size == self.max_line_bytes + 1 and not self._partial.endswith(b"\r"))
+
+    def _skip(self, data: bytes) -> None:
+        if len(self._over_head) < LOG_HEAD:
+            self._over_head += data[:LOG_HEAD - len(self._over_head)]
+        self._over += len(data)
+
+
+def _positive(name: str, settings: dict, key: str, default, kind=float):
+    raw = settings.get(key, default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"observer {name}: settings.{key} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"observer {name}: settings.{key} must be positive, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    """The framing and batching settings both TCP sources share (docs/config.md)."""
+
+    max_line_bytes: int = 8192
+    flush_lines: int = 500
+    flush_seconds: float = 1.0
+    retry_min: float = 0.5  # back-off between failed deliveries
+    retry_max: float = 30.0
+    max_pending_lines: int = 100_000  # beyond this, stop reading until delivery succeeds
+    max_pending_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, name: str, settings: dict) -> "LineSettings":
+        return cls(**{f.name: _positive(name, settings, f.name, f.default, type(f.default))
+                      for f in fields(cls)})
+
+
+class LineStream:
+    """Lines received from one peer and not yet delivered (R2.4: nothing received is lost).
+
+    Complete lines wait here until `flush_lines` of them are pending or the oldest has
+    waited `flush_seconds`; then they go to `deliver` in batches of at most `flush_lines`.
+    A batch leaves only when `deliver` returns; when it raises, the lines stay and the
+    next attempt waits a growing back-off.
+    """
+
+    def __init__(self, source_name: str, config: LineSettings, log):
+        self.source_name = source_name
+        self.config = config
+        self.log = log
+        self.framer = LineFramer(config.max_line_bytes)
+        self.lines: list[bytes] = []
+        self.bytes = 0
+        self._since = 0.0  # when the oldest pending line arrived
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def receive(self, chunk: bytes, now: float) -> None:
+        lines, dropped = self.framer.feed(chunk)
+        self._log_dropped(dropped)
+        if lines:
+            if not self.lines:
+                self._since = now
+            self.lines.extend(lines)
+            self.bytes += sum(len(line) for line in lines)
+
+    def end(self, why: str) -> None:
+        """The connection is gone: its unfinished line can never be completed."""
+        partial, dropped = self.framer.reset()
+        self._log_dropped(dropped)
+        if partial:
+            self.log.warning("%s: %s mid-line; %d bytes lost: %r", self.source_name, why,
+                             len(partial), partial[:LOG_HEAD])
+
+    def _log_dropped(self, dropped: list[tuple[int, bytes]]) -> None:
+        for size, head in dropped:
+            self.log.warning("%s: dropped a %d-byte line, over max_line_bytes=%d; it began %r",
+                             self.source_name, size, self.config.max_line_bytes, head)
+
+    @property
+    def full(self) -> bool:
+        return (len(self.lines) >= self.config.max_pending_lines
+                or self.bytes >= self.config.max_pending_bytes)
+
+    def due(self, now: float, *, now_or_never: bool = False) -> bool:
+        """Whether a batch should go now; `now_or_never` skips the flush timer (no more
+        lines will join the batch) but not the back-off after a failure."""
+        if not self.lines or now < self._retry_at:
+            return False
+        return (now_or_never or len(self.lines) >= self.config.flush_lines
+                or now - self._since >= self.config.flush_seconds)
+
+    def flush(self, deliver: Callable[[bytes, str], object], now: float, *,
+              now_or_never: bool = False) -> None:
+        while self.due(now, now_or_never=now_or_never):
+            if not self._deliver_batch(deliver):
+                delay = backoff(self._failures - 1, self.config.retry_min, self.config.retry_max)
+                self._retry_at = now + delay
+                self.log.warning("%s: %d lines kept; next delivery attempt in %.1f s",
+                                 self.source_name, len(self.lines), delay)
+                return
+
+    def flush_final(self, deliver: Callable[[bytes, str], object]) -> None:
+        """Last chance before the source stops: one attempt, whatever the back-off says."""
+        while self.lines:
+            if not self._deliver_batch(deliver):
+                head = self.lines[0][:LOG_HEAD]
+                self.log.error("%s: stopping with %d undelivered lines; they are lost (first: %r)",
+                               self.source_name, len(self.lines), head)
+                self.lines.clear()
+                self.bytes = 0
+                return
+
+    def _deliver_batch(self, deliver) -> bool:
+        batch = self.lines[:self.config.flush_lines]
+        data = b"".join(batch)
+        try:
+            deliver(data, self.source_name)
+        except Exception as exc:  # the database may be down: keep the lines, try again
+            self._failures += 1
+            self.log.warning("%s: delivering %d lines failed: %s", self.source_name, len(batch), exc)
+            return False
+        del self.lines[:len(batch)]
+        self.bytes -= len(data)
+        self._failures = 0
+        self._retry_at = 0.0
+        return True
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                          ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
+        if hasattr(socket, option):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def _drain(sock: socket.socket, stream: LineStream) -> None:
+    """Take what the peer has already sent, without waiting (used when stopping)."""
+    sock.setblocking(False)
+    while not stream.full:
+        try:
+            chunk = sock.recv(RECV_BYTES)
+        except OSError:  # nothing more buffered, or the connection is broken
+            return
+        if not chunk:
+            return
+        stream.receive(chunk, time.monotonic())
+
+
+def _required_port(name: str, settings: dict, kind: str) -> int:
+    if settings.get("port") in (None, ""):
+        raise ValueError(f"observer {name}: a {kind} source needs settings.port")
+    try:
+        port = int(settings["port"])
+    except (TypeError, ValueError):
+        raise ValueError(f"observer {name}: settings.port must be a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"observer {name}: settings.port {port} is out of range")
+    return port
+
+
+class _Peer:
+    """One accepted connection of the server source."""
+
+    def __init__(self, sock: socket.socket, address, config: LineSettings, log, now: float):
+        self.sock = sock
+        self.label = f"{address[0]}:{address[1]}"
+        self.stream = LineStream(f"tcp:{self.label}", config, log)
+        self.last_read = now
+        self.open = True
+        self.paused = False  # unregistered from the selector while its lines cannot go
+
+
+class TcpServerSource:
+    """R2.2 TCP server: PBXs connect to `host`:`port` and stream records one per line."""
+
+    def __init__(self, *, name: str, settings: dict, deliver, log, notify):
+        self.name = name
+        self.port = _required_port(name, settings, "tcp_server")
+        # The PBX connects from the network, so every interface by default.
+        self.host = str(settings.get("host") or "0.0.0.0")  # noqa: S104
+        self.max_connections = _positive(name, settings, "max_connections", 16, int)
+        self.idle_timeout = _positive(name, settings, "idle_timeout", 3600.0)
+        self.config = LineSettings.from_settings(name, settings)
+        self.deliver = deliver
+        self.log = log
+        self.notify = notify
+        self.ready = threading.Event()
+        self.address: tuple[str, int] | None = None  # where it listens, once `ready`
+        self._peers: list[_Peer] = []  # open connections, and closed ones with lines to deliver
+        self._selector: selectors.BaseSelector | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        listener = self._listen(stop)
+        if listener is None:
+            return
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self.ready.set()
+        self.log.info("listening on %s:%d", *self.address)
+        try:
+            while not stop.is_set():
+                for key, _ in self._selector.select(TICK):
+                    if key.data is None:
+                        self._accept(listener)
+                    else:
+                        self._read(key.data)
+                self._tend(time.monotonic())
+        finally:
+            self.ready.clear()
+            self._selector.unregister(listener)
+            listener.close()
+            self._shutdown()
+            self._selector.close()
+            self.log.info("stopped listening on %s:%d", *self.address)
+
+    def _listen(self, stop: threading.Event) -> socket.socket | None:
+        """Bind, retrying with back-off while the port is taken (an old process lingering)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        attempt = 0
+        while not stop.is_set():
+            try:
+                # create_server sets SO_REUSEADDR (POSIX), so a restart binds at once even
+                # while the previous run's connections sit in TIME_WAIT.
+                listener = socket.create_server((self.host, self.port), family=family,
+                                                backlog=self.max_connections + 8)
+            except OSError as exc:
+                delay = backoff(attempt, self.config.retry_min, self.config.retry_max)
+                attempt += 1
+                self.log.error("cannot listen on %s:%d (%s); retrying in %.1f s",
+                               self.host, self.port, exc, delay)
+                stop.wait(delay)
+                continue
+            listener.setblocking(False)
+            self.address = listener.getsockname()[:2]
+            return listener
+        return None
+
+    def _open_count(self) -> int:
+        return sum(1 for peer in self._peers if peer.open)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, address = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # out of file descriptors, or the client gave up already
+                self.log.error("accepting a connection failed: %s", exc)
+                return
+            if self._open_count() >= self.max_connections:
+                self.log.warning("refused %s:%d: already %d connections (max_connections)",
+                                 address[0], address[1], self.max_connections)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            _keep_alive(sock)
+            peer = _Peer(sock, address, self.config, self.log, time.monotonic())
+            if self._pending_full():
+                peer.paused = True  # read once delivery catches up
+            else:
+                self._selector.register(sock, selectors.EVENT_READ, peer)
+            self._peers.append(peer)
+            self.log.info("%s connected", peer.label)
+            self._notify("connected", peer.label)
+
+    def _read(self, peer: _Peer) -> None:
+        try:
+            chunk = peer.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._close(peer, f"lost the connection ({exc})")
+            return
+        if not chunk:
+            self._close(peer, "disconnected")
+            return
+        peer.last_read = time.monotonic()
+        peer.stream.receive(chunk, peer.last_read)
+
+    def _tend(self, now: float) -> None:
+        """Flush what is due, apply back-pressure, close idle connections."""
+        for peer in list(self._peers):
+            peer.stream.flush(self.deliver, now, now_or_never=not peer.open)
+            if not peer.open and not peer.stream.lines:
+                self._peers.remove(peer)
+        full = self._pending_full()
+        for peer in self._peers:
+            if not peer.open:
+                continue
+            if full and not peer.paused:
+                self._selector.unregister(peer.sock)
+                peer.paused = True
+                self.log.warning("%s: %d lines wait for delivery; reading paused", peer.label,
+                                 sum(len(p.stream.lines) for p in self._peers))
+            elif peer.paused and not full:
+                self._selector.register(peer.sock, selectors.EVENT_READ, peer)
+                peer.paused = False
+                peer.last_read = now  # the pause was ours, not the peer's silence
+                self.log.info("%s: reading resumed", peer.label)
+            elif not peer.paused and now - peer.last_read > self.idle_timeout:
+                self._close(peer, f"idle for {self.idle_timeout:g} s, closed")
+
+    def _pending_full(self) -> bool:
+        """The memory bound counts every peer's lines, those of closed connections too, so a
+        PBX reconnecting over and over cannot pile up lines while delivery fails."""
+        return (sum(len(peer.stream.lines) for peer in self._peers) >= self.config.max_pending_lines
+                or sum(peer.stream.bytes for peer in self._peers) >= self.config.max_pending_bytes)
+
+    def _close(self, peer: _Peer, why: str) -> None:
+        if not peer.paused:
+            self._selector.unregister(peer.sock)
+        peer.sock.close()
+        peer.open = False
+        peer.stream.end(why)
+        self.log.info("%s %s", peer.label, why)
+        self._notify("disconnected", peer.label)
+
+    def _shutdown(self) -> None:
+        """Stop: take what peers already sent, deliver every complete line, then close."""
+        for peer in self._peers:
+            if peer.open:
+                _drain(peer.sock, peer.stream)
+            peer.stream.flush_final(self.deliver)
+        for peer in self._peers:
+            if peer.open:
+                self._close(peer, "closed (stopping)")
+        self._peers.clear()
+
+    def _notify(self, event: str, peer: str) -> None:
+        try:
+            self.notify(event, peer=peer)
+        except Exception as exc:  # a failed notification must not stop the collection
+            self.log.error("notifying %s of %s failed: %s", event, peer, exc)
+
+
+class TcpClientSource:
+    """R2.2 TCP client: connect to the PBX at `host`:`port` and read records one per line,
+    reconnecting with back-off whenever the PBX closes or cannot be reached."""
+
+    def __init__(self, *, name: str, settings: dict, deliver, log, notify):
+        self.name = name
+        self.host = str(settings.get("host") or "")
+        if not self.host:
+            raise ValueError(f"observer {name}: a tcp_client source needs settings.host")
+        self.port = _required_port(name, settings, "tcp_client")
+        self.reconnect_min = _positive(name, settings, "reconnect_min", 1.0)
+        self.reconnect_max = max(self.reconnect_min, _positive(name, settings, "reconnect_max", 60.0))
+        self.connect_timeout = _positive(name, settings, "connect_timeout", 10.0)
+        self.config = LineSettings.from_settings(name, settings)
+        self.deliver = deliver
+        self.log = log
+        self.notify = notify
+        self.ready = threading.Event()
+        self.label = f"{self.host}:{self.port}"
+        # One stream for every connection: lines kept while delivery fails survive a reconnect.
+        self.stream = LineStream(f"tcp:{self.label}", self.config, log)
+
+    def run(self, stop: threading.Event) -> None:
+        attempt = 0
+        try:
+            while not stop.is_set():
+                sock = self._connect(stop)
+                if sock is not None:
+                    brought_data, lasted = self._serve(sock, stop)
+                    # A PBX that accepts and hangs up at once (another client holds its
+                    # only slot) must not be hammered: only a useful connection resets.
+                    if brought_data or lasted >= self.reconnect_max:
+                        attempt = 0
+                if stop.is_set():
+                    break
+                delay = backoff(attempt, self.reconnect_min, self.reconnect_max)
+                attempt += 1
+                self.log.info("reconnecting to %s in %.1f s", self.label, delay)
+                self._wait(stop, delay)
+        finally:
+            self.stream.flush_final(self.deliver)
+
+    def _connect(self, stop: threading.Event) -> socket.socket | None:
+        """Connect without blocking longer than a tick, so `stop` is always heard."""
+        deadline = time.monotonic() + self.connect_timeout
+        try:
+            addresses = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self.log.warning("cannot resolve %s: %s", self.host, exc)
+            return None
+        problem = "no address"
+        for family, kind, proto, _, address in addresses:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            error = sock.connect_ex(address)
+            with selectors.DefaultSelector() as selector:
+                selector.register(sock, selectors.EVENT_WRITE)
+                while error in _IN_PROGRESS and not stop.is_set() and time.monotonic() < deadline:
+                    if selector.select(TICK):
+                        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error == 0:
+                _keep_alive(sock)
+                return sock
+            sock.close()
+            if stop.is_set():
+                return None
+            problem = "timed out" if error in _IN_PROGRESS else os.strerror(error)
+        self.log.warning("cannot connect to %s: %s", self.label, problem)
+        return None
+
+    def _serve(self, sock: socket.socket, stop: threading.Event) -> tuple[bool, float]:
+        """Read until the peer goes or `stop`; return (any bytes came, seconds connected)."""
+        started = time.monotonic()
+        brought_data, paused, why = False, False, "disconnected"
+        sock.settimeout(TICK)
+        self.ready.set()
+        self.log.info("connected to %s", self.label)
+        self._notify("connected")
+        try:
+            while not stop.is_set():
+                if self.stream.full:
+                    if not paused:
+                        self.log.warning("%s: %d lines wait for delivery; reading paused",
+                                         self.label, len(self.stream.lines))
+                    paused = True
+                    stop.wait(TICK)
+                else:
+                    paused = False
+                    try:
+                        chunk = sock.recv(RECV_BYTES)
+                    except TimeoutError:
+                        chunk = None
+                    except OSError as exc:
+                        why = f"lost the connection ({exc})"
+                        break
+                    if chunk == b"":
+                        break
+                    if chunk:
+                        brought_data = True
+                        self.stream.receive(chunk, time.monotonic())
+                self.stream.flush(self.deliver, time.monotonic())
+            if stop.is_set():
+                why = "closed (stopping)"
+                _drain(sock, self.stream)
+                self.stream.flush_final(self.deliver)
+        finally:
+            sock.close()
+            self.ready.clear()
+            self.stream.end(why)
+            self.log.info("%s %s", self.label, why)
+            self._notify("disconnected")
+        return brought_data, time.monotonic() - started
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sit out a back-off, still delivering the lines already received."""
+        until = time.monotonic() + seconds
+        while not stop.is_set() and (now := time.monotonic()) < until:
+            self.stream.flush(self.deliver, now, now_or_never=True)
+            stop.wait(min(TICK, until - now))
+
+    def _notify(self, event: str) -> None:
+        try:
+            self.notify(event, peer=self.label)
+        except Exception as exc:  # a failed notification must not stop the collection
+            self.log.error("notifying %s of %s failed: %s", event, self.label, exc)
+
