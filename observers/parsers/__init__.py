@@ -6,7 +6,7 @@ on bad input. `options` are the observer profile's `settings["parser"]` (the gen
 needs them; others may use them for variants). A parser given options it cannot use
 raises ValueError before reading any data: a configuration error, not a data error.
 """
-from observers.parsers import asterisk, cucm, freeswitch, generic, threecx
+from observers.parsers import asterisk, cucm, freeswitch, generic, radius, threecx
 
 PARSERS = {
     "3cx": threecx.parse,
@@ -14,6 +14,7 @@ PARSERS = {
     "asterisk": asterisk.parse,
     "freeswitch": freeswitch.parse,
     "generic": generic.parse,
+    "radius": radius.parse,
 }
 # Parsers whose options can be wrong; each returns a list of messages naming the bad key.
 _OPTION_CHECKS = {

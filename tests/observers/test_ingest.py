@@ -390,13 +390,13 @@ def test_profile_log_has_the_totals_at_the_default_status_level(site):
 
 
 def test_device_type_without_parser_is_a_clear_error_before_anything_is_archived(db):
-    # given a profile of a RADIUS gateway, for which there is no parser yet
-    profile = ObserverProfileFactory(device=DeviceFactory(type="radius"))
+    # given a profile of a device type without a parser (an unsupported PBX)
+    profile = ObserverProfileFactory(device=DeviceFactory(type="mitel"))
     data = b"cdrRecordType,globalCallID_callManagerId\n"
     # when data is ingested
-    with pytest.raises(LookupError, match=r"no CDR parser for device type 'radius' yet; "
+    with pytest.raises(LookupError, match=r"no CDR parser for device type 'mitel' yet; "
                                           r"available: \['3cx', 'asterisk', 'cucm', "
-                                          r"'freeswitch', 'generic'\]"):
+                                          r"'freeswitch', 'generic', 'radius'\]"):
         profile_ingest(profile=profile, data=data)
     # then nothing is stored, and nothing that could never be parsed is archived
     assert Call.objects.count() == 0
@@ -422,11 +422,11 @@ def test_ingest_command_prints_the_totals_of_all_files_as_json(site, tmp_path):
 
 def test_ingest_command_reports_a_device_type_without_parser(db, tmp_path):
     # given a CUCM profile and a file
-    profile = ObserverProfileFactory(device=DeviceFactory(type="radius"))
+    profile = ObserverProfileFactory(device=DeviceFactory(type="mitel"))
     path = tmp_path / "cdr.txt"
     path.write_bytes(b"x\n")
     # when the command ingests it; then it fails with the parser error, not a traceback
-    with pytest.raises(CommandError, match="no CDR parser for device type 'radius'"):
+    with pytest.raises(CommandError, match="no CDR parser for device type 'mitel'"):
         call_command("ingest", "--profile", profile.name, str(path), stdout=StringIO())
 
 
@@ -499,15 +499,15 @@ def test_observer_once_collects_rates_and_moves_the_file(postgres, transactional
 
 def test_observer_refuses_a_device_without_parser_before_archiving_its_files(
         transactional_db, tmp_path, restore_signal_handlers):
-    # given a folder profile of a RADIUS gateway (no file parser) with a file waiting in its folder
+    # given a folder profile of a device type without a parser with a file waiting in its folder
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "cdr_1.txt").write_bytes(b"cdrRecordType,globalCallID_callManagerId\n")
-    profile = ObserverProfileFactory(device=DeviceFactory(type="radius"),
+    profile = ObserverProfileFactory(device=DeviceFactory(type="mitel"),
                                      settings={"path": str(inbox)})
     # when its collector makes one pass; then it stops with the parser error, as
     # `manage.py ingest` does, and archives nothing that could never be parsed
-    with pytest.raises(CommandError, match="no CDR parser for device type 'radius'"):
+    with pytest.raises(CommandError, match="no CDR parser for device type 'mitel'"):
         call_command("observer", name=profile.name, once=True)
     assert not (settings.ARCHIVE_DIR / profile.name).exists()
     assert sorted(p.name for p in inbox.iterdir()) == ["cdr_1.txt"]

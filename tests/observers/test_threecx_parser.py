@@ -223,8 +223,8 @@ def test_3cx_devices_get_this_parser_and_unknown_types_a_clear_error():
     # given device types; when a parser is looked up
     # then 3CX has this one, and a type without a parser says so by name
     assert parser_for("3cx") is parse
-    with pytest.raises(LookupError, match="no CDR parser for device type 'radius'"):
-        parser_for("radius")
+    with pytest.raises(LookupError, match="no CDR parser for device type 'mitel'"):
+        parser_for("mitel")
 
 
 # --- laws ------------------------------------------------------------------------------
