@@ -157,9 +157,8 @@ SOURCE_KEY_SCHEMAS = {
     "banner": {"type": "string", "maxLength": 200},
     "pattern": {"type": "string", "minLength": 1, "maxLength": 200},
 }
-_TCP_TUNING = {key: None for key in (
-    "max_line_bytes", "flush_lines", "flush_seconds", "retry_min", "retry_max",
-    "max_pending_lines", "max_pending_bytes")}
+_TCP_TUNING = dict.fromkeys(("max_line_bytes", "flush_lines", "flush_seconds", "retry_min",
+                             "retry_max", "max_pending_lines", "max_pending_bytes"))
 SOURCES = {
     # source: (required keys, optional keys with their defaults, None for no default)
     SourceType.FOLDER: (("path",), {"settle_seconds": None, "parser": None}),

@@ -1,5 +1,6 @@
 """R2.6: a remote observer delivers over HTTP with its own token, spools while the main
 server is away, and delivers every call exactly once when it is back."""
+import contextlib
 import socket
 import threading
 from pathlib import Path
@@ -60,10 +61,8 @@ class SwitchableProxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @pytest.fixture
