@@ -1,11 +1,15 @@
 """Writes of billing data (STYLE rule 2)."""
+import csv
+import io
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.db.models.base import ModelState
+from django.utils import timezone
 
 from billing.models import Call, Device
 from billing.numbering import DialPlan, Kind, classify, parse_number, split_auth_code
@@ -84,27 +88,29 @@ class CallBuilder:
             dialled, auth_code = split_auth_code(record.dialled, self.dial_plan)
         normalized, kind = parse_number(dialled, self.dial_plan, self.numbers.dns)
         answered = record.answered if record.answered is not None else record.duration > 0
-        call = Call(
-            device=self.device, source_key=record.source_key, start=local_start.astimezone(UTC),
-            duration=record.duration, answered=answered, direction=record.direction,
-            extension=record.extension, subscriber_id=subscriber_id, dialled=record.dialled,
-            normalized=normalized, auth_code=auth_code, route=route, trunk=record.trunk,
-            operator=operator, plan_id=plan_id,
-        )
+        v = {
+            "device_id": self.device.pk, "source_key": record.source_key,
+            "start": local_start.astimezone(UTC), "duration": record.duration,
+            "answered": answered, "direction": record.direction, "extension": record.extension,
+            "subscriber_id": subscriber_id, "dialled": record.dialled, "normalized": normalized,
+            "auth_code": auth_code, "route_id": route.pk if route else None,
+            "trunk": record.trunk, "operator_id": operator.pk if operator else None,
+            "plan_id": plan_id,
+        }
         decision = None
         code_type = None
         if record.direction == Direction.INTERNAL or (
                 kind == Kind.EXTENSION and record.direction != Direction.INCOMING):
-            call.direction = Direction.INTERNAL
-            call.rating_note = "internal call: not rated"
+            v["direction"] = Direction.INTERNAL
+            v["rating_note"] = "internal call: not rated"
         elif kind == Kind.SERVICE:
             # Short national numbers: matching them against international codes would
             # price 112 as a call to the USA.
-            call.rating_note = "emergency or service number: not rated"
+            v["rating_note"] = "emergency or service number: not rated"
         elif operator is None:
-            call.rating_note = "no route operator and no default operator on the device"
+            v["rating_note"] = "no route operator and no default operator on the device"
         elif plan_id is None:
-            call.rating_note = "no tariff plan on the subscriber or the device"
+            v["rating_note"] = "no tariff plan on the subscriber or the device"
         else:
             tariff_direction = (Direction.INCOMING if record.direction == Direction.INCOMING
                                 else Direction.OUTGOING)
@@ -112,20 +118,105 @@ class CallBuilder:
                             at=local_start.replace(tzinfo=None), direction=tariff_direction,
                             duration=record.duration, holiday=self.holidays.is_holiday(day),
                             answered=answered)
-            call.rating_note = decision.rule[:300]
+            v["rating_note"] = decision.rule[:300]
             if decision.entry is not None:
                 code_type = decision.entry.call_type
-                call.code = decision.entry.code
-                call.tariff_id = decision.entry.tariff_id
+                v["code"] = decision.entry.code
+                v["tariff_id"] = decision.entry.tariff_id
             if decision.cost is not None:
-                call.billable_seconds = decision.billable_seconds
-                call.cost = decision.cost
-                call.currency = decision.currency
-        call.call_type = classify(direction=call.direction, normalized=normalized,
+                v["billable_seconds"] = decision.billable_seconds
+                v["cost"] = decision.cost
+                v["currency"] = decision.currency
+        v["call_type"] = classify(direction=v["direction"], normalized=normalized,
                                   plan=self.dial_plan, code_call_type=code_type, kind=kind)
-        if call.call_type == CallType.INTERNAL:
-            call.cost = None
-        return call, decision
+        if v["call_type"] == CallType.INTERNAL:
+            v["cost"] = None
+        related = {"device": self.device}
+        if route is not None:
+            related["route"] = route
+        if operator is not None:
+            related["operator"] = operator
+        return _new_call(v, related), decision
+
+
+_call_defaults: dict | None = None
+
+
+def _new_call(values: dict, related: dict) -> Call:
+    """An unsaved Call from attribute values, without Model.__init__'s per-field work (a
+    quarter of the pipeline's time); `related` are already-loaded related objects."""
+    global _call_defaults
+    if _call_defaults is None:
+        _call_defaults = {f.attname: f.get_default() for f in Call._meta.concrete_fields}
+    call = Call.__new__(Call)
+    call._state = ModelState()
+    call.__dict__.update(_call_defaults)
+    call.__dict__.update(values)
+    call._state.fields_cache.update(related)
+    return call
+
+
+def _column_adapters():
+    """(column, attname, adapter) of the call table; money and times adapted as Django would."""
+    ops = connection.ops
+    out = []
+    for field in Call._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if isinstance(field, models.DateTimeField):
+            adapt = ops.adapt_datetimefield_value
+        elif isinstance(field, models.DecimalField):
+            def adapt(value, _f=field):
+                return ops.adapt_decimalfield_value(value, _f.max_digits, _f.decimal_places)
+        else:
+            adapt = None
+        out.append((field.column, field.attname, adapt))
+    return out
+
+
+# How COPY spells NULL: a value no call field can hold.
+_NULL = "\\N"
+
+
+def calls_insert(calls: list[Call]) -> None:
+    """Insert built calls in bulk, skipping any whose (device, source key) is already stored
+    (INSERT ... ON CONFLICT DO NOTHING): a concurrent delivery of the same records neither
+    fails nor doubles. Bypasses the ORM's per-field preparation, which cost more than the
+    rest of the pipeline together (docs/benchmarks.md)."""
+    if not calls:
+        return
+    columns = _column_adapters()
+    now = timezone.now()
+    rows = []
+    for call in calls:
+        if call.created_at is None:
+            call.created_at = now
+        values = call.__dict__
+        rows.append(tuple(adapt(values[attname]) if adapt and values[attname] is not None
+                          else values[attname] for _, attname, adapt in columns))
+    names = ", ".join(connection.ops.quote_name(column) for column, _, _ in columns)
+    table = connection.ops.quote_name(Call._meta.db_table)
+    conflict = "ON CONFLICT (device_id, source_key) DO NOTHING"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY into a scratch table, then one INSERT ... SELECT: the fastest way in.
+            # Table and column names come from the model, never from input: no injection.
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS call_incoming "  # noqa: S608
+                           f"ON COMMIT DELETE ROWS AS SELECT {names} FROM {table} WITH NO DATA")
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerows(tuple(_NULL if v is None else v for v in row) for row in rows)
+            buffer.seek(0)
+            cursor.cursor.copy_expert(
+                f"COPY call_incoming ({names}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')",
+                buffer)
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM call_incoming "  # noqa: S608
+                           f"{conflict}")
+            cursor.execute("TRUNCATE call_incoming")
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",  # noqa: S608
+                               rows)
 
 
 def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult:
@@ -143,8 +234,7 @@ def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult
                 device=device, source_key__in=keys[i:i + 500]).values_list("source_key", flat=True))
         new = [builder.build(r) for k, r in batch.items() if k not in existing]
         with transaction.atomic():
-            # ignore_conflicts: a concurrent delivery of the same records must not fail or double.
-            Call.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+            calls_insert(new)
         result.calls += len(new)
         result.duplicates += len(existing)
         batch.clear()
