@@ -1,0 +1,92 @@
+"""Benchmark of the tariff import (tariffs/importers, R5.2/R5.3) on a 200,000-row .xlsx deck.
+
+    DATABASE_URL=postgres://... DEBUG=true .venv/bin/python bench/import.py [--rows 200000]
+                                          [--per-tariff 40] [--keep]
+
+Writes a deck (code, destination, rate, call type) with openpyxl in write-only mode to a
+temporary folder, then measures:
+  (a) the floor: python-calamine reading the sheet into rows (readers.read_rows), nothing else;
+  (b) tariffs_import of the same file into the database of DATABASE_URL (migrated
+      beforehand): reading, mapping, and writing codes, tariffs and prices in one
+      transaction, for a new operator (deleted afterwards unless --keep).
+Printed: rows/s of both, and (b)/(a). The goal (its issue): (b) within 2x of (a).
+"""
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tariscope.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import openpyxl  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from tariffs.importers.mapping import ImportOptions  # noqa: E402
+from tariffs.importers.readers import read_rows  # noqa: E402
+from tariffs.importers.service import tariffs_import  # noqa: E402
+from tariffs.models import Operator  # noqa: E402
+
+GOAL_RATIO = 2.0
+CALL_TYPES = ("international", "mobile", "5", "6")
+
+
+def deck_write(path: Path, rows: int, per_tariff: int) -> None:
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("Rates")
+    sheet.append(["Code", "Destination", "Rate", "Type"])
+    for i in range(rows):
+        tariff = i // per_tariff
+        sheet.append([str(10_000_000 + i), f"Destination {tariff}", round(0.01 + tariff % 997 / 1000, 4),
+                      CALL_TYPES[tariff % len(CALL_TYPES)]])
+    book.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--per-tariff", type=int, default=40, help="codes per destination")
+    parser.add_argument("--keep", action="store_true", help="keep the imported operator")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "deck.xlsx"
+        started = time.perf_counter()
+        deck_write(path, args.rows, args.per_tariff)
+        print(f"deck: {args.rows:,} rows, {args.rows // args.per_tariff:,} tariffs, "
+              f"{path.stat().st_size / 1e6:.1f} MB, written in {time.perf_counter() - started:.1f} s")
+
+        started = time.perf_counter()
+        rows = read_rows(path)
+        floor = time.perf_counter() - started
+        assert len(rows) == args.rows + 1
+
+        name = f"bench-import-{uuid.uuid4().hex[:8]}"
+        options = ImportOptions(operator=name, plan="bench-import", currency="EUR")
+        started = time.perf_counter()
+        result = tariffs_import(source=path, sheet=None, options=options,
+                                mapping={"code": "Code", "name": "Destination", "rate": "Rate",
+                                         "calltype": "Type"})
+        full = time.perf_counter() - started
+    assert result.codes_added == args.rows and not result.rejected, result.as_dict()
+    if not args.keep:
+        Operator.objects.filter(name=name).delete()
+    print(f"database: {connection.vendor} {connection.settings_dict.get('NAME')}; "
+          f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"(a) floor, calamine read only: {floor:.2f} s = {args.rows / floor:,.0f} rows/s")
+    print(f"(b) import (read + map + write): {full:.2f} s = {args.rows / full:,.0f} rows/s; "
+          f"{result.codes_added:,} codes, {result.tariffs_added:,} tariffs")
+    ratio = full / floor
+    verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
+    print(f"ratio (b)/(a): {ratio:.1f}x (goal <= {GOAL_RATIO:.0f}x: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
