@@ -1,8 +1,26 @@
-from django.urls import path
+"""REST API routes (R10) and the remote observers' endpoints (R2.6).
 
-from api import observer
+R10.8: the original's integrations put a slash before the `?`; both spellings answer.
+"""
+from django.urls import path, re_path
+
+from api import accounts, auth, observer, subscribers
+
+
+def _route(name: str, view, url_name: str):
+    return re_path(rf"^{name}/?$", view.as_view(), name=url_name)
+
 
 urlpatterns = [
     path("observer/profile", observer.ObserverProfileView.as_view(), name="api_observer_profile"),
     path("observer/ingest", observer.ObserverIngestView.as_view(), name="api_observer_ingest"),
+    _route("auth", auth.AuthView, "api_auth"),
+    _route("accounts/charges", accounts.ChargesView, "api_charges"),
+    _route("accounts/payment", accounts.PaymentCreateView, "api_payment"),
+    _route("accounts/payments", accounts.PaymentsView, "api_payments"),
+    _route("subscriber/create", subscribers.SubscriberCreateView, "api_subscriber_create"),
+    _route("subscriber/dnadd", subscribers.NumberAddView, "api_number_add"),
+    _route("departments", subscribers.DepartmentsView, "api_departments"),
+    _route("rateplans", subscribers.RatePlansView, "api_rateplans"),
+    _route("pbxs", subscribers.PbxsView, "api_pbxs"),
 ]

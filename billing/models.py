@@ -295,3 +295,72 @@ class Call(models.Model):
     def is_unknown_number(self):
         """R6.3: an outgoing call from a number no subscriber held at the time."""
         return self.subscriber_id is None and self.direction != Direction.INCOMING
+
+
+class ChargeKind(models.TextChoices):
+    """R7.1: what a charge is for."""
+
+    CALL = "call", "calls"
+    RECURRING = "recurring", "recurring service"
+
+
+class Charge(models.Model):
+    """R7.1: one charge of a subscriber's personal account for a period and a service."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="charges")
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="Last day of the period.")
+    # Shown as `servicename` by the API: the tariff's description for personal accounts,
+    # or its name when it has none.
+    service_name = models.CharField(max_length=200)
+    # The tariff when the charge comes from one; empty when several tariffs share a
+    # description for personal accounts, and for recurring services.
+    tariff = models.ForeignKey(Tariff, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    amount = models.DecimalField(max_digits=14, decimal_places=4)
+    # `numberofservices` in the API: seconds for calls.
+    count = models.PositiveBigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=10, choices=ChargeKind.choices, default=ChargeKind.CALL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["subscriber", "period_start", "service_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "period_start", "period_end",
+                                            "service_name"], name="charge_unique_per_service"),
+            models.CheckConstraint(condition=models.Q(period_end__gte=models.F("period_start")),
+                                   name="charge_period_end_after_start"),
+        ]
+        indexes = [models.Index(fields=["subscriber", "period_start"], name="charge_lookup")]
+
+    def __str__(self):
+        return f"{self.subscriber_id} {self.period_start} {self.service_name}: {self.amount}"
+
+
+class PaymentType(models.IntegerChoices):
+    """R7.2: the original's payment types, numbers kept (the API's `paymenttype`)."""
+
+    UNSPECIFIED = 0, "unspecified"
+    CASH = 1, "cash"
+    RECEIPT = 2, "receipt"
+    INVOICE = 3, "invoice"
+
+
+class Payment(models.Model):
+    """R7.2: a payment into a subscriber's personal account."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="payments")
+    date = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    type = models.IntegerField(choices=PaymentType.choices, default=PaymentType.UNSPECIFIED)
+    bank = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscriber", "date", "id"]
+        indexes = [models.Index(fields=["subscriber", "date"], name="payment_lookup")]
+
+    def __str__(self):
+        return f"{self.subscriber_id} {self.date}: {self.amount}"

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import zoneinfo
 from bisect import bisect_right
 from collections import defaultdict
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing.accounts import charges_recalculate_for
 from billing.models import Call, Device
 from billing.services import CallBuilder
 from observers.parsers.base import CallRecord
@@ -329,9 +331,17 @@ def rerate_job_step(*, job_id: str) -> RerateJob:
             return job
         with transaction.atomic():
             calls, last_id, last = _next_batch(job)
+            held_by = {call.pk: call.subscriber_id for call in calls}
             changed, columns, totals = _rate_batch(calls)
             if changed:
                 Call.objects.bulk_update(changed, sorted(columns), batch_size=_UPDATE_CHUNK)
+                # R7.1: charges follow re-rating, in the same transaction as the calls;
+                # a call that moved to another subscriber corrects both accounts.
+                days = [(call, call.start.astimezone(zoneinfo.ZoneInfo(call.device.timezone))
+                         .date()) for call in changed]
+                charges_recalculate_for(pairs=[
+                    *((held_by[call.pk], day) for call, day in days),
+                    *((call.subscriber_id, day) for call, day in days)])
             job.pending = {**totals, "last_id": last_id, "done": last, "probe": (
                 {"id": changed[0].pk, "values": _signature(changed[0])} if changed else None)}
             job.save()

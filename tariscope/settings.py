@@ -169,7 +169,23 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Failed logins to /api/auth per client address (api/auth.py, FailedLoginThrottle).
+    "DEFAULT_THROTTLE_RATES": {"api_auth": env.str("API_AUTH_FAILURES_RATE", default="10/min")},
 }
+
+
+def _api_jwt_key() -> str:
+    """R10.2: the key that signs the REST API's tokens, never SECRET_KEY itself. Without
+    it the API answers 503 (production), or uses a key derived from SECRET_KEY (DEBUG)."""
+    key = env.str("API_JWT_KEY", default="")
+    if key or not DEBUG:
+        return key
+    import hashlib
+
+    return hashlib.sha256(f"tariscope-api-jwt:{SECRET_KEY}".encode()).hexdigest()
+
+
+API_JWT_KEY = _api_jwt_key()
 
 # --- Security in production -------------------------------------------------------------
 SECURE_HTTPS = env.bool("SECURE_HTTPS", default=not DEBUG)

@@ -1,0 +1,107 @@
+"""R10.3–R10.5: a subscriber's charges and payments."""
+from decimal import Decimal
+
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from api.auth import ApiView
+from api.params import ParamError, Params
+from billing.accounts import payment_create
+from billing.models import Charge, Payment, PaymentType, Subscriber
+from tariffs.rating import quantize_money
+
+_CENT = Decimal("0.01")
+_MAX_PAYMENT = Decimal(10) ** 12
+
+
+def _subscriber(params: Params) -> Subscriber:
+    subscriber_id = params.integer("id")
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:
+        raise NotFound(f"subscriber {subscriber_id} not found")
+    return subscriber
+
+
+def _period(params: Params):
+    start, end = params.day("fromdate"), params.day("todate")
+    if start > end:
+        raise ParamError("todate", f"{end} is before fromdate {start}")
+    return start, end
+
+
+def _money(amount, currency="UAH") -> float:
+    # A JSON number as the original answers; quantised first, so its text is exact.
+    return float(quantize_money(amount, currency))
+
+
+class ChargesView(ApiView):
+    """R10.3: `GET /api/accounts/charges?id=&fromdate=&todate=`: the subscriber's charges
+    whose period overlaps the dates."""
+
+    method = "accounts.charges"
+
+    def get(self, request):
+        params = self.params()
+        subscriber = _subscriber(params)
+        start, end = _period(params)
+        charges = Charge.objects.filter(subscriber=subscriber, period_start__lte=end,
+                                        period_end__gte=start).order_by("period_start",
+                                                                        "service_name", "id")
+        return Response([{
+            "id": subscriber.pk, "recdate": charge.created_at.date().isoformat(),
+            "fromdate": charge.period_start.isoformat(), "todate": charge.period_end.isoformat(),
+            "servicename": charge.service_name, "charge": _money(charge.amount, charge.currency),
+            "numberofservices": charge.count,
+        } for charge in charges])
+
+
+class PaymentCreateView(ApiView):
+    """R10.4: `POST /api/accounts/payment?id=&paymentday=&payment=&paymenttype=&bank=`."""
+
+    method = "accounts.payment"
+
+    def post(self, request):
+        params = self.params()
+        subscriber = _subscriber(params)
+        day = params.day("paymentday")
+        amount = params.decimal("payment")
+        if amount <= 0:
+            raise ParamError("payment", "must be more than 0")
+        if amount != amount.quantize(_CENT) or amount >= _MAX_PAYMENT:
+            raise ParamError("payment", "must have at most 2 decimal places and 12 digits")
+        payment_type = params.integer("paymenttype", required=False,
+                                      default=PaymentType.UNSPECIFIED)
+        if payment_type not in PaymentType.values:
+            raise ParamError("paymenttype", "must be 0 (unspecified), 1 (cash), 2 (receipt) "
+                                            "or 3 (invoice)")
+        bank = params.text("bank", max_length=200)
+        payment = payment_create(subscriber=subscriber, amount=amount, day=day,
+                                 type=payment_type, bank=bank)
+        return Response({"subscriberid": subscriber.pk, "paymentid": payment.pk,
+                         "paymentday": payment.date.isoformat()},
+                        status=status.HTTP_200_OK)
+
+
+class PaymentsView(ApiView):
+    """R10.5: `GET /api/accounts/payments?id=&fromdate=&todate=&paymentid=`; a non-zero
+    `paymentid` ignores the dates and answers that payment (404 when it does not exist)."""
+
+    method = "accounts.payments"
+
+    def get(self, request):
+        params = self.params()
+        subscriber = _subscriber(params)
+        payment_id = params.integer("paymentid", required=False, default=0)
+        payments = Payment.objects.filter(subscriber=subscriber)
+        if payment_id:
+            payments = list(payments.filter(pk=payment_id))
+            if not payments:
+                raise NotFound(f"payment {payment_id} of subscriber {subscriber.pk} not found")
+        else:
+            start, end = _period(params)
+            payments = payments.filter(date__gte=start, date__lte=end).order_by("date", "id")
+        return Response([{
+            "subscriberid": subscriber.pk, "paymentid": payment.pk,
+            "paymentday": payment.date.isoformat(), "payment": _money(payment.amount),
+        } for payment in payments])
