@@ -13,7 +13,6 @@ Strings are quoted with inner quotes doubled; numbers are not quoted; an unanswe
 an empty answer time. Times are `YYYY-MM-DD HH:MM:SS` in the PBX's zone, or in UTC with
 `usegmtime` (then `start` is aware UTC): the option {"usegmtime": true} says so.
 """
-import csv
 import hashlib
 import re
 from collections.abc import Mapping
@@ -26,7 +25,10 @@ from observers.parsers.base import (
     ParseError,
     Reject,
     check_record,
+    csv_fields,
+    shown,
     split_lines,
+    whole_seconds,
 )
 
 FIELDS = (
@@ -36,7 +38,6 @@ FIELDS = (
 NEW_COLUMNS = ("peeraccount", "linkedid", "sequence")  # newcdrcolumns=yes
 _BILLSEC = FIELDS.index("billsec")
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-_SECONDS = re.compile(r"[0-9]+")
 # ast_channel_uniqueid: "<epoch>.<counter>", after "<systemname>-" when one is set.
 _UNIQUEID = re.compile(r"(?:.+-)?[0-9]{9,}\.[0-9]+")
 # The per-channel suffix Asterisk appends to a peer's name: "-00000001", and ";1" on Local.
@@ -45,22 +46,6 @@ _CLID_NUMBER = re.compile(r"<([^<>]*)>\s*$")
 _TRUE = {"1", "true", "yes", "on", "y"}
 
 
-def _fields(text: str) -> list[str]:
-    """The fields of one CSV line; a clear reason when it is not one."""
-    try:
-        rows = list(csv.reader([text], strict=True))
-    except csv.Error as exc:
-        message = str(exc)
-        if "unexpected end of data" in message:
-            raise ParseError("a quoted field is not closed before the end of the line") from None
-        if "new-line" in message:
-            raise ParseError("the line has a carriage return inside a field") from None
-        if "expected after" in message:
-            raise ParseError("a closing quote is not followed by a comma") from None
-        raise ParseError(f"the line is not valid CSV ({message})") from None
-    if len(rows) != 1:
-        raise ParseError("the line is not one CSV record")
-    return rows[0]
 
 
 def _flag(options: Mapping, name: str) -> bool | None:
@@ -104,17 +89,8 @@ def peer(channel: str) -> str:
     return rest
 
 
-def _shown(value: str) -> str:
-    """A value quoted in a reason, cut short: a reason is read by a person."""
-    return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
-def _seconds(value: str, name: str) -> int:
-    if not _SECONDS.fullmatch(value):
-        raise ParseError(f"{name} {_shown(value)} is not a whole number of seconds")
-    if len(value) > 18:  # int() of thousands of digits is slow, or refused
-        raise ParseError(f"{name} {_shown(value)} is out of range")
-    return int(value)
 
 
 def _time(value: str, name: str, gmt: bool) -> datetime | None:
@@ -124,7 +100,7 @@ def _time(value: str, name: str, gmt: bool) -> datetime | None:
         moment = datetime.strptime(value, _TIME_FORMAT)
     except ValueError:
         raise ParseError(
-            f"{name} {_shown(value)} is not a date and time (YYYY-MM-DD HH:MM:SS)") from None
+            f"{name} {shown(value)} is not a date and time (YYYY-MM-DD HH:MM:SS)") from None
     return moment.replace(tzinfo=UTC) if gmt else moment
 
 
@@ -155,7 +131,7 @@ def parse_row(row: list[str], options: Mapping) -> CallRecord:
     if start is None:
         raise ParseError("start is empty")
     _time(f["answer"], "answer", gmt)  # a malformed answer time is a malformed line
-    billsec = _seconds(f["billsec"], "billsec")
+    billsec = whole_seconds(f["billsec"], "billsec")
     answered = f["disposition"].upper() == "ANSWERED"
     caller = f["src"]
     if not caller:
@@ -187,7 +163,7 @@ def parse(data: bytes, options: Mapping | None = None):
     options = options if isinstance(options, Mapping) else {}
     for number, text in split_lines(data):
         try:
-            row = _fields(text)
+            row = csv_fields(text)
             if _is_header(row):
                 continue
             yield check_record(parse_row(row, options))

@@ -1,4 +1,6 @@
 """What every parser returns: call records, or rejects with a reason (R2.7). Pure."""
+import csv
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -91,3 +93,38 @@ def split_lines(data: bytes):
         text = decode_line(raw).rstrip("\r")
         if text.strip():
             yield number, text
+
+
+def csv_fields(text: str) -> list[str]:
+    """The fields of one CSV line; a ParseError with a clear reason when it is not one."""
+    try:
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        message = str(exc)
+        if "unexpected end of data" in message:
+            raise ParseError("a quoted field is not closed before the end of the line") from None
+        if "new-line" in message:
+            raise ParseError("the line has a carriage return inside a field") from None
+        if "expected after" in message:
+            raise ParseError("a closing quote is not followed by a comma") from None
+        raise ParseError(f"the line is not valid CSV ({message})") from None
+    if len(rows) != 1:
+        raise ParseError("the line is not one CSV record")
+    return rows[0]
+
+
+def shown(value: str) -> str:
+    """A value quoted in a reason, cut short: a reason is read by a person."""
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def whole_seconds(value: str, name: str) -> int:
+    """A count of seconds written as digits; a ParseError naming the field otherwise."""
+    if not _DIGITS.fullmatch(value):
+        raise ParseError(f"{name} {shown(value)} is not a whole number of seconds")
+    if len(value) > 18:  # int() of thousands of digits is slow, or refused
+        raise ParseError(f"{name} {shown(value)} is out of range")
+    return int(value)

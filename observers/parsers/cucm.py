@@ -14,7 +14,6 @@ keeps them.
 
 Times are epoch seconds in UTC, so `start` is an aware UTC datetime.
 """
-import csv
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ from observers.parsers.base import (
     ParseError,
     Reject,
     check_record,
+    csv_fields,
+    shown,
     split_lines,
 )
 
@@ -86,22 +87,6 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _TYPE = re.compile(r"[A-Z]+(\([0-9]+\))?")  # a field type on the second header line
 
 
-def _fields(text: str) -> list[str]:
-    """The fields of one CSV line; a clear reason when it is not one."""
-    try:
-        rows = list(csv.reader([text], strict=True))
-    except csv.Error as exc:
-        message = str(exc)
-        if "unexpected end of data" in message:
-            raise ParseError("a quoted field is not closed before the end of the line") from None
-        if "new-line" in message:
-            raise ParseError("the line has a carriage return inside a field") from None
-        if "expected after" in message:
-            raise ParseError("a closing quote is not followed by a comma") from None
-        raise ParseError(f"the line is not valid CSV ({message})") from None
-    if len(rows) != 1:
-        raise ParseError("the line is not one CSV record")
-    return rows[0]
 
 
 def _is_types_line(row: list[str]) -> bool:
@@ -109,16 +94,13 @@ def _is_types_line(row: list[str]) -> bool:
     return row[0] == "INTEGER" and all(_TYPE.fullmatch(value) for value in row)
 
 
-def _shown(value: str) -> str:
-    """A value quoted in a reason, cut short: a reason is read by a person."""
-    return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
 def _integer(value: str, name: str, meaning: str = "a whole number") -> int:
     if not _INTEGER.fullmatch(value):
-        raise ParseError(f"{name} {_shown(value)} is not {meaning}")
+        raise ParseError(f"{name} {shown(value)} is not {meaning}")
     if len(value) > 18:  # int() of thousands of digits is slow, or refused
-        raise ParseError(f"{name} {_shown(value)} is out of range")
+        raise ParseError(f"{name} {shown(value)} is out of range")
     return int(value)
 
 
@@ -130,7 +112,7 @@ def _epoch(value: str, name: str) -> datetime | None:
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise ParseError(f"{name} {_shown(value)} is out of range") from None
+        raise ParseError(f"{name} {shown(value)} is out of range") from None
 
 
 def _limited(value: str, name: str, limit: int) -> str:
@@ -214,7 +196,7 @@ def parse(data: bytes, options: Mapping | None = None):
     header: list[str] | None = None
     for number, text in split_lines(data):
         try:
-            row = _fields(text)
+            row = csv_fields(text)
             if row[0].strip().lower() == "cdrrecordtype":
                 # A header line, at the top of a file or of the next file in the same data.
                 header = [name.strip().lower() for name in row]

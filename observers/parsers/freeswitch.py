@@ -36,7 +36,9 @@ from observers.parsers.base import (
     ParseError,
     Reject,
     check_record,
+    shown,
     split_lines,
+    whole_seconds,
 )
 
 EXAMPLE = (
@@ -59,7 +61,6 @@ TEMPLATES = {"example": EXAMPLE, "asterisk": ASTERISK, "opencdrrate": OPENCDRRAT
 # `linksys` (17) and `snom` (20), which share its first 13 fields.
 _COUNTS = {"example": (13, 15, 17, 20), "asterisk": (18,), "opencdrrate": (13,)}
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M")
-_SECONDS = re.compile(r"[0-9]+")
 _QUOTED_SEPARATOR = re.compile(r'"\s*,\s*"')
 
 
@@ -77,17 +78,8 @@ def _fields(text: str) -> list[str]:
     raise ParseError("the line is neither CSV nor quoted fields joined by commas")
 
 
-def _shown(value: str) -> str:
-    """A value quoted in a reason, cut short: a reason is read by a person."""
-    return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
-def _seconds(value: str, name: str) -> int:
-    if not _SECONDS.fullmatch(value):
-        raise ParseError(f"{name} {_shown(value)} is not a whole number of seconds")
-    if len(value) > 18:  # int() of thousands of digits is slow, or refused
-        raise ParseError(f"{name} {_shown(value)} is out of range")
-    return int(value)
 
 
 def _time(value: str, name: str) -> datetime | None:
@@ -98,7 +90,7 @@ def _time(value: str, name: str) -> datetime | None:
             return datetime.strptime(value, fmt)
         except ValueError:
             continue
-    raise ParseError(f"{name} {_shown(value)} is not a date and time (YYYY-MM-DD HH:MM:SS)")
+    raise ParseError(f"{name} {shown(value)} is not a date and time (YYYY-MM-DD HH:MM:SS)")
 
 
 def _limited(value: str, name: str, limit: int) -> str:
@@ -124,7 +116,7 @@ def parse_row(row: list[str], template: str = "example") -> CallRecord:
         counts = " or ".join(str(n) for n in _COUNTS[template])
         raise ParseError(f"expected {counts} fields (the {template} template), found {len(row)}")
     f = {name: value.strip() for name, value in zip(TEMPLATES[template], row, strict=False)}
-    billsec = _seconds(f["billsec"], "billsec")
+    billsec = whole_seconds(f["billsec"], "billsec")
     answer = _time(f["answer_stamp"], "answer_stamp")
     end = _time(f["end_stamp"], "end_stamp")
     if answer is not None and answer < EARLIEST:
@@ -177,7 +169,7 @@ def parse(data: bytes, options: Mapping | None = None):
         try:
             if not isinstance(template, str) or template not in TEMPLATES:
                 # A setting, not the data, is wrong: every line is kept with the reason.
-                raise ParseError(f"the parser option template {_shown(str(template))} is not one of "
+                raise ParseError(f"the parser option template {shown(str(template))} is not one of "
                                  f"{', '.join(TEMPLATES)}")
             row = _fields(text)
             if _is_header(row, template):
