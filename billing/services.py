@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -178,6 +178,25 @@ def _column_adapters():
 _NULL = "\\N"
 
 
+def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple], conflict: str):
+    """COPY straight into the table (the fastest way in); if a concurrent delivery stored
+    one of these calls meanwhile, the COPY fails as a whole and the rows go in again with
+    INSERT ... ON CONFLICT DO NOTHING."""
+    from psycopg2.extras import execute_values
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(tuple(_NULL if v is None else v for v in row) for row in rows)
+    buffer.seek(0)
+    try:
+        with transaction.atomic():
+            cursor.cursor.copy_expert(
+                f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')", buffer)
+    except IntegrityError:
+        # Table and column names come from the model, never from input: no injection.
+        execute_values(cursor.cursor, f"INSERT INTO {table} ({names}) VALUES %s {conflict}",  # noqa: S608
+                       rows, page_size=1000)
+
+
 def calls_insert(calls: list[Call]) -> None:
     """Insert built calls in bulk, skipping any whose (device, source key) is already stored
     (INSERT ... ON CONFLICT DO NOTHING): a concurrent delivery of the same records neither
@@ -199,20 +218,7 @@ def calls_insert(calls: list[Call]) -> None:
     conflict = "ON CONFLICT (device_id, source_key) DO NOTHING"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # COPY into a scratch table, then one INSERT ... SELECT: the fastest way in.
-            # Table and column names come from the model, never from input: no injection.
-            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS call_incoming "  # noqa: S608
-                           f"ON COMMIT DELETE ROWS AS SELECT {names} FROM {table} WITH NO DATA")
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerows(tuple(_NULL if v is None else v for v in row) for row in rows)
-            buffer.seek(0)
-            cursor.cursor.copy_expert(
-                f"COPY call_incoming ({names}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')",
-                buffer)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM call_incoming "  # noqa: S608
-                           f"{conflict}")
-            cursor.execute("TRUNCATE call_incoming")
+            _insert_postgresql(cursor, table, names, rows, conflict)
         else:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",  # noqa: S608

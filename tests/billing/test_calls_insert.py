@@ -1,0 +1,26 @@
+"""R2.4: the bulk insert of calls never fails on, nor doubles, a call stored meanwhile."""
+from datetime import datetime
+
+from billing.models import Call
+from billing.services import CallBuilder, calls_insert
+from observers.parsers.base import CallRecord
+from tariffs.models import Direction
+from tests.factories import DeviceFactory
+
+
+def _record(key: str) -> CallRecord:
+    return CallRecord(source_key=key, start=datetime(2024, 6, 17, 10), duration=42,
+                      direction=Direction.OUTGOING, extension="101", dialled="90441234567")
+
+
+def test_a_call_stored_by_a_concurrent_delivery_is_skipped_and_the_rest_inserted(db):
+    # given a device, and one call already stored by another delivery
+    device = DeviceFactory()
+    builder = CallBuilder(device)
+    calls_insert([builder.build(_record("k1"))])
+    # when a batch holding that call and two new ones is inserted
+    calls_insert([builder.build(_record(key)) for key in ("k0", "k1", "k2")])
+    # then the new ones are stored, and the old one once
+    assert sorted(Call.objects.values_list("source_key", flat=True)) == ["k0", "k1", "k2"]
+    stored = Call.objects.get(source_key="k2")
+    assert (stored.duration, stored.device, stored.created_at is not None) == (42, device, True)
