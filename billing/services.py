@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -182,6 +182,7 @@ def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple], confli
     """COPY straight into the table (the fastest way in); if a concurrent delivery stored
     one of these calls meanwhile, the COPY fails as a whole and the rows go in again with
     INSERT ... ON CONFLICT DO NOTHING."""
+    from psycopg2 import IntegrityError as PgIntegrityError
     from psycopg2.extras import execute_values
 
     buffer = io.StringIO()
@@ -191,7 +192,7 @@ def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple], confli
         with transaction.atomic():
             cursor.cursor.copy_expert(
                 f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')", buffer)
-    except IntegrityError:
+    except PgIntegrityError:  # the raw cursor raises psycopg2's own error
         # Table and column names come from the model, never from input: no injection.
         execute_values(cursor.cursor, f"INSERT INTO {table} ({names}) VALUES %s {conflict}",  # noqa: S608
                        rows, page_size=1000)
