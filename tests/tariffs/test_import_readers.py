@@ -1,6 +1,5 @@
 """Readers of rate-deck files (R5.2): real files of each format, written by the tests."""
 import datetime
-import shutil
 import zipfile
 
 import openpyxl
@@ -9,7 +8,7 @@ import xlwt
 
 from tariffs.importers import readers
 from tariffs.importers.readers import ImportFileError, read_rows, sheet_names
-from tests.conftest import TESTDATA, needs, shared_testdata
+from tests.conftest import TESTDATA, shared_testdata
 
 
 def test_xlsx_sheets_and_rows_keep_spreadsheet_positions(tmp_path):
@@ -110,16 +109,6 @@ def test_asterisell_prefixes_are_read_as_semicolon_separated():
     rows = read_rows(shared_testdata("rates/asterisell/new_world_prefixes.csv"))
     assert len(rows) == 10063
     assert rows[4] == ["Afghanistan Mobile AWCC", "93708996", "", ""]
-
-
-def test_access_tables_are_read_with_mdbtools(tmp_path):
-    needs(shutil.which("mdb-export") is not None, "needs mdb-export (package mdbtools)")
-    # No writer of Access files exists here (mdbtools only reads): with a fixture
-    # checked in at tests/data/import/deck.mdb this reads it; without one it skips.
-    fixture = TESTDATA / "import" / "deck.mdb"
-    needs(fixture.exists(), "needs a small Access fixture tests/data/import/deck.mdb")
-    assert sheet_names(fixture)
-    assert read_rows(fixture)
 
 
 def test_access_without_mdbtools_is_a_clear_error(tmp_path, monkeypatch):
