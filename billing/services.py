@@ -11,6 +11,7 @@ from django.db import connection, models, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
+from billing.accounts import charges_recalculate_for
 from billing.models import Call, Device
 from billing.numbering import DialPlan, Kind, classify, parse_number, split_auth_code
 from billing.selectors import HolidayCalendar, NumberDirectory
@@ -237,12 +238,18 @@ def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult
     batch: dict[str, CallRecord] = {}
     size = settings.TARISCOPE_BATCH_SIZE
 
+    # (subscriber, local day) of priced calls: their months' charges are rebuilt (R7.1).
+    charged: set[tuple[int, object]] = set()
+
     def flush():
         # No "which of these exist?" query first: the unique (device, source key) decides,
         # in the insert itself (a look-up per batch went quadratic on a freshly emptied
         # table, whose statistics still say "empty").
+        calls = [builder.build(record) for record in batch.values()]
+        charged.update((c.subscriber_id, c.start.astimezone(builder.zone).date())
+                       for c in calls if c.subscriber_id is not None and c.cost is not None)
         with transaction.atomic():
-            inserted = calls_insert([builder.build(record) for record in batch.values()])
+            inserted = calls_insert(calls)
         result.calls += inserted
         result.duplicates += len(batch) - inserted
         batch.clear()
@@ -256,4 +263,6 @@ def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult
             flush()
     if batch:
         flush()
+    if charged:
+        charges_recalculate_for(pairs=charged)
     return result

@@ -13,9 +13,17 @@ from billing.models import Call, Charge, ChargeKind, PaymentType
 from billing.rerating import calls_rerate
 from billing.services import calls_store
 from observers.parsers.base import CallRecord
+from observers.services import profile_ingest
 from tariffs.models import Direction, Tariff, TariffPrice
 from tariffs.services import operator_rates_changed
-from tests.factories import DeviceFactory, PhoneNumberFactory, SubscriberFactory, priced_code
+from tests.factories import (
+    DeviceFactory,
+    ObserverProfileFactory,
+    PhoneNumberFactory,
+    SubscriberFactory,
+    priced_code,
+)
+from tests.observers.threecx_cdr import cdr_file, cdr_line
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +78,9 @@ class Site:
 
 
 def charges_of(subscriber, **period):
+    """The subscriber's charges of a period (May unless told; collecting calls charges
+    their months at once, June's edge call included)."""
+    period = period or {"period_start": MAY["period_start"]}
     return {c.service_name: (c.amount, c.count)
             for c in Charge.objects.filter(subscriber=subscriber, **period)}
 
@@ -82,10 +93,11 @@ def test_tariffs_sharing_an_account_description_are_summed_into_one_charge():
     assert charges_of(site.alice) == {"Domestic calls": (Decimal("2.20"), 240),
                                       "Mobile": (Decimal("2.00"), 120)}
     assert charges_of(site.bob) == {"Domestic calls": (Decimal("0.50"), 60)}
-    mobile = Charge.objects.get(subscriber=site.alice, service_name="Mobile")
+    mobile = Charge.objects.get(subscriber=site.alice, service_name="Mobile", **MAY)
     assert mobile.tariff_id == site.mobile.tariff_id and mobile.kind == ChargeKind.CALL
     assert mobile.currency == "UAH"
-    assert Charge.objects.get(subscriber=site.alice, service_name="Domestic calls").tariff is None
+    assert Charge.objects.get(subscriber=site.alice, service_name="Domestic calls",
+                              **MAY).tariff is None
 
 
 def test_a_call_counts_in_the_month_of_its_devices_local_date():
@@ -93,7 +105,8 @@ def test_a_call_counts_in_the_month_of_its_devices_local_date():
 
     charges_recalculate(period_start=date(2023, 6, 1), period_end=date(2023, 6, 30))
 
-    assert charges_of(site.alice) == {"Domestic calls": (Decimal("0.50"), 60)}
+    assert charges_of(site.alice, period_start=date(2023, 6, 1)) == {
+        "Domestic calls": (Decimal("0.50"), 60)}
 
 
 def test_recalculating_again_neither_doubles_nor_renews_the_charges():
@@ -165,7 +178,8 @@ def test_balance_is_payments_minus_charges():
                              day=date(2023, 5, 17), type=PaymentType.INVOICE, bank="PrivatBank")
 
     assert payment.type == PaymentType.INVOICE and payment.bank == "PrivatBank"
-    assert balance(site.alice) == Decimal("370.00") - Decimal("4.20")
+    # May's charges (4.20) and June's edge call (0.50), charged when it was collected
+    assert balance(site.alice) == Decimal("370.00") - Decimal("4.20") - Decimal("0.50")
     assert balance(site.bob) == Decimal("-0.50")
 
 
@@ -186,3 +200,20 @@ def test_charges_recalculate_command_rebuilds_a_month():
     assert charges_of(site.alice)["Mobile"] == (Decimal("2.00"), 120)
     with pytest.raises(CommandError, match="not yyyy-mm"):
         call_command("charges_recalculate", "--month", "May")
+
+
+def test_calls_collected_are_charged_at_once():
+    # given a subscriber on extension 101 whose carrier prices Kyiv at 0.50/min
+    profile = ObserverProfileFactory()
+    device = profile.device
+    number = PhoneNumberFactory(device=device, dn="101")
+    priced_code(operator=device.default_operator, plan=device.default_plan, code="38044",
+                price="0.50", tariff_name="Kyiv")
+    # when two 61 s calls to Kyiv are collected
+    profile_ingest(profile=profile, data=cdr_file(cdr_line(historyid="Call 1"),
+                                                  cdr_line(historyid="Call 2")))
+    # then the month's charge exists without any recalculation: 2 x (0.50 x 120 / 60) = 2.00,
+    # 2 x 120 billed seconds
+    charge = Charge.objects.get(subscriber=number.subscriber)
+    assert (charge.amount, charge.count) == (Decimal("2.00"), 240)
+    assert charge.period_start == date(2024, 6, 1)
