@@ -55,7 +55,8 @@ def build_source(profile: ObserverProfile, log: logging.Logger):
 def _run_folder(profile, *, once, stop, interval, log):
     watcher = FolderWatcher(path=Path(profile.settings["path"]), deliver=_deliverer(profile),
                             max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,
-                            settle_seconds=float(profile.settings.get("settle_seconds", 2)))
+                            settle_seconds=float(profile.settings.get("settle_seconds", 2)),
+                            transient=lambda exc: isinstance(exc, DatabaseError))
     if once:
         # One pass takes every file present now, however recently it was written.
         watcher.settle_seconds = 0

@@ -25,7 +25,12 @@ class FolderWatcher:
     deliver: Callable[[bytes, str], object]
     max_bytes: int = 512 * 1024 * 1024
     settle_seconds: float = 2.0
+    # A file that failed this many times in a row goes to failed/ ...
+    max_attempts: int = 5
+    # ... unless the failure is one to wait out (the database away): then it stays.
+    transient: Callable[[Exception], bool] = lambda exc: False
     _seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _failures: dict[str, int] = field(default_factory=dict)
 
     def _ready(self, item: Path) -> bool:
         stat = item.stat()
@@ -37,10 +42,16 @@ class FolderWatcher:
         return time.time() - stat.st_mtime >= self.settle_seconds
 
     def poll(self) -> int:
-        """Process every finished file once; return how many were processed."""
+        """Process every finished file once; return how many were processed.
+
+        A file that fails stays for the next poll and the others are still processed; the
+        first failure is raised at the end of the pass. After `max_attempts` failures in a
+        row (not transient ones) the file is moved to failed/.
+        """
         if not self.path.is_dir():
             raise FileNotFoundError(f"folder {self.path} does not exist")
         processed = 0
+        first_error = None
         for item in sorted(self.path.iterdir()):
             # Symlinks could point outside the profile's folder: never followed.
             if item.name.startswith(".") or item.is_symlink() or not item.is_file():
@@ -48,9 +59,27 @@ class FolderWatcher:
             if not self._ready(item):
                 continue
             self._seen.pop(item.name, None)
-            self._process(item)
+            try:
+                self._process(item)
+            except Exception as exc:
+                first_error = first_error or exc
+                self._failed(item, exc)
+                continue
+            self._failures.pop(item.name, None)
             processed += 1
+        if first_error is not None:
+            raise first_error
         return processed
+
+    def _failed(self, item: Path, exc: Exception) -> None:
+        if self.transient(exc):
+            return
+        count = self._failures.get(item.name, 0) + 1
+        self._failures[item.name] = count
+        if count >= self.max_attempts:
+            logger.error("%s failed %d times (%s): moved to %s/", item, count, exc, FAILED)
+            self._failures.pop(item.name, None)
+            self._move(item, FAILED)
 
     def _process(self, item: Path) -> None:
         size = item.stat().st_size
@@ -61,7 +90,7 @@ class FolderWatcher:
         try:
             self.deliver(item.read_bytes(), item.name)
         except Exception:
-            logger.exception("processing %s failed; it stays for the next poll", item)
+            logger.exception("processing %s failed", item)
             raise
         self._move(item, DONE)
 

@@ -167,3 +167,42 @@ def test_missing_folder_is_an_error(tmp_path):
     # when polled; then it says which folder is missing
     with pytest.raises(FileNotFoundError, match="nowhere"):
         watcher.poll()
+
+
+def test_a_failing_file_does_not_hold_back_the_others_and_goes_to_failed_in_the_end(tmp_path):
+    # given two files, the first of which always fails to deliver
+    (tmp_path / "a.log").write_bytes(b"bad")
+    (tmp_path / "b.log").write_bytes(b"good")
+    delivered = []
+
+    def deliver(data, name):
+        if data == b"bad":
+            raise ValueError("cannot be parsed")
+        delivered.append(name)
+
+    watcher = FolderWatcher(path=tmp_path, deliver=deliver, settle_seconds=0, max_attempts=3)
+    # when the folder is polled three times
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            watcher.poll()
+    # then the good file went through on the first pass, and the bad one is in failed/
+    assert delivered == ["b.log"]
+    assert (tmp_path / "done" / "b.log").exists()
+    assert (tmp_path / "failed" / "a.log").read_bytes() == b"bad"
+
+
+def test_a_transient_failure_never_sends_the_file_to_failed(tmp_path):
+    # given a file whose delivery fails because the database is away
+    (tmp_path / "a.log").write_bytes(b"calls")
+
+    def deliver(data, name):
+        raise ConnectionError("database away")
+
+    watcher = FolderWatcher(path=tmp_path, deliver=deliver, settle_seconds=0, max_attempts=2,
+                            transient=lambda exc: isinstance(exc, ConnectionError))
+    # when it fails many times
+    for _ in range(5):
+        with pytest.raises(ConnectionError):
+            watcher.poll()
+    # then it is still waiting in the folder
+    assert (tmp_path / "a.log").exists() and not (tmp_path / "failed").exists()
