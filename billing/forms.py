@@ -1,8 +1,6 @@
 """Input forms of the billing pages."""
-from datetime import datetime, time, timedelta
 
 from django import forms
-from django.utils import timezone
 
 from billing.models import Device, Subscriber, SubscriberGroup
 from tariffs.models import CallType, Direction
@@ -34,11 +32,9 @@ class CallFilterForm(forms.Form):
         return data
 
     def filters(self) -> dict:
-        """The selector's filters; dates are whole days in the server's time zone."""
+        """The selector's filters; dates are whole days in each call's device's time zone,
+        as the page shows the times."""
         data = dict(self.cleaned_data)
-        zone = timezone.get_current_timezone()
-        if data.get("date_from"):
-            data["date_from"] = datetime.combine(data["date_from"], time.min, zone)
-        if data.get("date_to"):
-            data["date_to"] = datetime.combine(data["date_to"] + timedelta(days=1), time.min, zone)
+        data["day_from"] = data.pop("date_from", None)
+        data["day_to"] = data.pop("date_to", None)
         return data

@@ -1,6 +1,7 @@
 """Reads of billing data that are more than one filter()."""
+import zoneinfo
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 import holidays
 from django.db.models import Q
@@ -72,6 +73,21 @@ def group_subtree_ids(group) -> set[int]:
     return found
 
 
+def _local_days(day_from: date | None, day_to: date | None) -> Q:
+    """Calls whose start falls on [day_from, day_to] as their own device's calendar shows it
+    (R3.2: times are shown in the device's zone, so whole days are cut there too)."""
+    condition = Q(pk__in=[])
+    for device_id, zone_name in Device.objects.values_list("id", "timezone"):
+        zone = zoneinfo.ZoneInfo(zone_name)
+        part = Q(device_id=device_id)
+        if day_from:
+            part &= Q(start__gte=datetime.combine(day_from, time.min, zone))
+        if day_to:
+            part &= Q(start__lt=datetime.combine(day_to + timedelta(days=1), time.min, zone))
+        condition |= part
+    return condition
+
+
 def call_list(*, filters: dict | None = None):
     """R11.2: calls with what the calls page and the export show, newest first."""
     filters = filters or {}
@@ -82,6 +98,8 @@ def call_list(*, filters: dict | None = None):
         qs = qs.filter(start__gte=filters["date_from"])
     if filters.get("date_to"):
         qs = qs.filter(start__lt=filters["date_to"])
+    if filters.get("day_from") or filters.get("day_to"):
+        qs = qs.filter(_local_days(filters.get("day_from"), filters.get("day_to")))
     if filters.get("number"):
         n = filters["number"]
         qs = qs.filter(Q(extension__contains=n) | Q(dialled__contains=n) | Q(normalized__contains=n))

@@ -124,9 +124,10 @@ def test_page_lists_every_call_with_its_cost(operator_client, calls):
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        # whole days in the server's zone (UTC), both ends inclusive: 2024-06-16 00:00 is out
-        ({"date_from": "2024-06-12", "date_to": "2024-06-15"}, {"c2", "c3"}),
-        ({"date_from": "2024-06-16"}, {"c4", "c5"}),
+        # whole days in the device's zone (Kyiv, UTC+3), both ends inclusive, as the page
+        # shows the times: c3 (15 June 23:30 UTC) is on 16 June in Kyiv
+        ({"date_from": "2024-06-12", "date_to": "2024-06-15"}, {"c2"}),
+        ({"date_from": "2024-06-16"}, {"c3", "c4", "c5"}),
         ({"date_to": "2024-06-10"}, {"c1"}),
         ({"device": "kyiv"}, {"c1", "c2"}),
         ({"device": "lviv"}, {"c3", "c4", "c5"}),

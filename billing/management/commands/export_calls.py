@@ -1,9 +1,8 @@
 """`manage.py export_calls --from D --to D --format csv|xlsx --output F`."""
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from billing.exports import CALL_COLUMNS, call_row, write_calls_csv
 from billing.models import Device
@@ -18,7 +17,8 @@ def _day(value: str) -> date:
 
 
 class Command(BaseCommand):
-    help = "Write the calls of a period (whole days, server time zone, both inclusive) to a file."
+    help = ("Write the calls of a period (whole days in each device's time zone, both inclusive) "
+            "to a file.")
 
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="date_from", required=True, type=_day)
@@ -30,11 +30,8 @@ class Command(BaseCommand):
     def handle(self, *args, date_from, date_to, format, output, device, **options):
         if date_from > date_to:
             raise CommandError("--from is after --to")
-        zone = timezone.get_current_timezone()
-        filters = {
-            "date_from": datetime.combine(date_from, time.min, zone),
-            "date_to": datetime.combine(date_to + timedelta(days=1), time.min, zone),
-        }
+        # Whole days as each device's calendar shows them, like the `start` column.
+        filters = {"day_from": date_from, "day_to": date_to}
         if device:
             try:
                 filters["device"] = Device.objects.get(name=device).pk
