@@ -1,12 +1,14 @@
 """R10.3–R10.5: a subscriber's charges and payments."""
 from decimal import Decimal
 
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from api.auth import ApiView
 from api.params import ParamError, Params
+from api.schema import PARAMS_NOTE, errors, query
 from billing.accounts import payment_create
 from billing.models import Charge, Payment, PaymentType, Subscriber
 from tariffs.rating import quantize_money
@@ -35,6 +37,21 @@ def _money(amount, currency="UAH") -> float:
     return float(quantize_money(amount, currency))
 
 
+_PERIOD = [query("fromdate", "date", "First day, yyyy-mm-dd.", required=True),
+           query("todate", "date", "Last day, yyyy-mm-dd (not before fromdate).", required=True)]
+
+
+@extend_schema(
+    summary="accounts.charges: a subscriber's charges (R10.3)", description=PARAMS_NOTE,
+    tags=["accounts"],
+    parameters=[query("id", "int", "The subscriber.", required=True), *_PERIOD],
+    responses={200: inline_serializer("Charge", {
+        "id": serializers.IntegerField(help_text="The subscriber."),
+        "recdate": serializers.DateField(), "fromdate": serializers.DateField(),
+        "todate": serializers.DateField(), "servicename": serializers.CharField(),
+        "charge": serializers.FloatField(),
+        "numberofservices": serializers.IntegerField(help_text="Billed seconds for calls.")},
+        many=True), **errors(400, 403, 404)})
 class ChargesView(ApiView):
     """R10.3: `GET /api/accounts/charges?id=&fromdate=&todate=`: the subscriber's charges
     whose period overlaps the dates."""
@@ -56,6 +73,19 @@ class ChargesView(ApiView):
         } for charge in charges])
 
 
+@extend_schema(
+    summary="accounts.payment: record a payment (R10.4)", description=PARAMS_NOTE, request=None,
+    tags=["accounts"],
+    parameters=[query("id", "int", "The subscriber.", required=True),
+                query("paymentday", "date", "yyyy-mm-dd.", required=True),
+                query("payment", "decimal", "The amount: more than 0, at most 2 decimal places.",
+                      required=True),
+                query("paymenttype", "int", "0 unspecified (default), 1 cash, 2 receipt, 3 invoice.",
+                      enum=PaymentType.values),
+                query("bank", "str", "Optional, at most 200 characters.")],
+    responses={200: inline_serializer("PaymentCreated", {
+        "subscriberid": serializers.IntegerField(), "paymentid": serializers.IntegerField(),
+        "paymentday": serializers.DateField()}), **errors(400, 403, 404)})
 class PaymentCreateView(ApiView):
     """R10.4: `POST /api/accounts/payment?id=&paymentday=&payment=&paymenttype=&bank=`."""
 
@@ -83,6 +113,18 @@ class PaymentCreateView(ApiView):
                         status=status.HTTP_200_OK)
 
 
+@extend_schema(
+    summary="accounts.payments: a subscriber's payments (R10.5)", tags=["accounts"],
+    description=PARAMS_NOTE + " `paymenеtid` (with a Cyrillic `е`, as in the original's "
+                              "example) is an alias of `paymentid`.",
+    parameters=[query("id", "int", "The subscriber.", required=True),
+                query("fromdate", "date", "First day; required unless paymentid is given."),
+                query("todate", "date", "Last day; required unless paymentid is given."),
+                query("paymentid", "int", "Non-zero: only this payment (the dates are ignored).")],
+    responses={200: inline_serializer("Payment", {
+        "subscriberid": serializers.IntegerField(), "paymentid": serializers.IntegerField(),
+        "paymentday": serializers.DateField(), "payment": serializers.FloatField()}, many=True),
+        **errors(400, 403, 404)})
 class PaymentsView(ApiView):
     """R10.5: `GET /api/accounts/payments?id=&fromdate=&todate=&paymentid=`; a non-zero
     `paymentid` ignores the dates and answers that payment (404 when it does not exist)."""

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from rest_framework import authentication, exceptions, permissions, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
@@ -17,6 +18,7 @@ from rest_framework.views import APIView, exception_handler
 
 from api.models import ApiUser
 from api.params import ParamError, Params
+from api.schema import ERROR
 
 TOKEN_LIFETIME = timedelta(hours=6)
 _ALGORITHM = "HS256"
@@ -154,6 +156,19 @@ class FailedLoginThrottle(ScopedRateThrottle):
         self.cache.set(self.key, self.history, self.duration)
 
 
+@extend_schema(
+    summary="Get a token (R10.2)", tags=["auth"], request=None,
+    description="Parameters may come in the query string, as form fields or in a JSON object; "
+                "names match case-insensitively. Failed logins are throttled per address.",
+    parameters=[OpenApiParameter("username", str, OpenApiParameter.QUERY, required=True),
+                OpenApiParameter("password", str, OpenApiParameter.QUERY, required=True)],
+    responses={
+        200: inline_serializer("Token", {"token": serializers.CharField(),
+                                         "expires": serializers.DateTimeField()}),
+        400: OpenApiResponse(ERROR, description="username or password is missing."),
+        401: OpenApiResponse(ERROR, description="Wrong user name or password."),
+        429: OpenApiResponse(ERROR, description="Too many failed logins from this address."),
+    })
 class AuthView(ApiView):
     """R10.2: `POST /api/auth` with `username` and `password` (JSON, form or query)."""
 

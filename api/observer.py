@@ -2,11 +2,14 @@
 database password): its profile, and the batches it collected."""
 import re
 
-from rest_framework import authentication, exceptions, permissions, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.schema import ERROR
 from observers.models import ObserverProfile
 from observers.services import remote_batch_receive, token_hash
 
@@ -52,6 +55,18 @@ class ObserverView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
 
+_INGESTED = inline_serializer("IngestSummary", {
+    "batch": serializers.CharField(), "duplicate": serializers.BooleanField()})
+
+
+@extend_schema(
+    summary="A remote observer's profile (R2.6)", tags=["observer"],
+    responses={200: inline_serializer("ObserverProfile", {
+        "name": serializers.CharField(), "source": serializers.CharField(),
+        "settings": serializers.DictField(), "device": serializers.CharField(),
+        "device_type": serializers.CharField(), "enabled": serializers.BooleanField()}),
+        401: OpenApiResponse(ERROR, description="No, an unknown or a revoked observer token."),
+        403: OpenApiResponse(ERROR, description="No observer token.")})
 class ObserverProfileView(ObserverView):
     """GET /api/observer/profile: the settings the remote collector runs with."""
 
@@ -64,6 +79,26 @@ class ObserverProfileView(ObserverView):
         })
 
 
+@extend_schema(
+    summary="A batch of raw CDR bytes from a remote observer (R2.6)", tags=["observer"],
+    request={"application/octet-stream": OpenApiTypes.BINARY},
+    parameters=[
+        OpenApiParameter("X-Batch-Id", str, OpenApiParameter.HEADER, required=True,
+                         description="Unique per batch and observer: 1-64 letters, digits, "
+                                     "'_', '.', ':' or '-'. A batch sent again is acknowledged "
+                                     "(200), not stored twice.", pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+        OpenApiParameter("X-Source-Name", str, OpenApiParameter.HEADER,
+                         description="The source the bytes come from (at most 200 characters)."),
+    ],
+    responses={
+        (201, "application/json"): OpenApiResponse(_INGESTED,
+            description="Stored; the rest of the object summarises the parse."),
+        (200, "application/json"): OpenApiResponse(_INGESTED,
+            description="A batch already received: acknowledged, not stored again."),
+        400: OpenApiResponse(ERROR, description="X-Batch-Id missing or malformed, or an empty batch."),
+        401: OpenApiResponse(ERROR, description="An unknown or revoked observer token."),
+        403: OpenApiResponse(ERROR, description="No observer token."),
+    })
 class ObserverIngestView(ObserverView):
     """POST /api/observer/ingest: one batch of raw CDR bytes, `X-Batch-Id` (unique per batch
     and observer: a batch sent again is acknowledged, not stored twice), `X-Source-Name`."""

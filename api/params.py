@@ -10,6 +10,8 @@ from decimal import Decimal, InvalidOperation
 
 from rest_framework.exceptions import ParseError
 
+MAX_INTEGER = 2**63 - 1
+
 # Misspelt name -> the name it stands for (lower case).
 ALIASES = {
     "contactnumber": "contractnumber",  # the original's parameter list for subscriber.create
@@ -68,6 +70,9 @@ class Params:
             number = int(value)
         except ValueError:
             raise ParamError(name, f"{value!r} is not a whole number") from None
+        if number > MAX_INTEGER:
+            # Past any id the database holds; SQLite would fail on it with a server error.
+            raise ParamError(name, f"must be at most {MAX_INTEGER}")
         if minimum is not None and number < minimum:
             raise ParamError(name, f"must be at least {minimum}")
         return number
@@ -92,6 +97,22 @@ class Params:
         if not number.is_finite():
             raise ParamError(name, f"{value!r} is not a number")
         return number
+
+    def page(self, *, default_size: int = 100, max_size: int = 500) -> tuple[int, int]:
+        """The `page` (from 1) and `page_size` (1 to `max_size`) of a paged list."""
+        page = self.integer("page", required=False, default=1, minimum=1)
+        size = self.integer("page_size", required=False, default=default_size, minimum=1)
+        if size > max_size:
+            raise ParamError("page_size", f"must be at most {max_size}")
+        if page > 1_000_000:
+            raise ParamError("page", "must be at most 1000000")
+        return page, size
+
+
+def paged(queryset, page: int, size: int, row) -> dict:
+    """`{"count", "results"}`: two queries whatever the page size."""
+    offset = (page - 1) * size
+    return {"count": queryset.count(), "results": [row(obj) for obj in queryset[offset:offset + size]]}
 
 
 def _bad_date():

@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 import holidays
 from django.db.models import Q
 
-from billing.models import Call, Device, Holiday, PhoneNumber, SubscriberGroup
+from billing.models import Call, Device, Holiday, PhoneNumber, Subscriber, SubscriberGroup
 
 
 class HolidayCalendar:
@@ -115,3 +115,27 @@ def call_list(*, filters: dict | None = None):
     if filters.get("unknown"):
         qs = qs.filter(subscriber__isnull=True).exclude(direction=1)
     return qs.order_by("-start", "-id")
+
+
+def subscriber_list(*, filters: dict | None = None):
+    """R10 (read methods): subscribers by group and by a fragment of name or account number."""
+    filters = filters or {}
+    qs = Subscriber.objects.select_related("group", "plan")
+    if filters.get("group") is not None:
+        qs = qs.filter(group=filters["group"])
+    if filters.get("q"):
+        qs = qs.filter(Q(full_name__icontains=filters["q"]) | Q(account_number__icontains=filters["q"]))
+    return qs.order_by("full_name", "id")
+
+
+def number_list(*, filters: dict | None = None):
+    """R6.2, R10: numbers by subscriber and device, held on `day` when given."""
+    filters = filters or {}
+    qs = PhoneNumber.objects.select_related("device")
+    for key in ("subscriber", "device"):
+        if filters.get(key) is not None:
+            qs = qs.filter(**{key: filters[key]})
+    if filters.get("day"):
+        day = filters["day"]
+        qs = qs.filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day), valid_from__lte=day)
+    return qs.order_by("subscriber_id", "device__name", "dn", "valid_from")

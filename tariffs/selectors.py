@@ -1,6 +1,9 @@
 """Reads of tariff data: compile an operator's codes priced in a plan into a TariffIndex."""
 import threading
 from collections import defaultdict
+from datetime import date
+
+from django.db.models import Prefetch, Q
 
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice, TimeBand
 from tariffs.rating import Band, RateEntry, TariffIndex
@@ -102,3 +105,20 @@ def operator_copy_name(*, source: Operator) -> str:
         if name not in taken:
             return name
         number += 1
+
+
+def tariff_list(*, day: date, operator_id: int | None = None, plan_id: int | None = None):
+    """R4.2, R10: tariffs valid on `day` with their prices (in `plan_id` when given) and the
+    codes valid that day; three queries however many tariffs."""
+    valid = Q(valid_from__lte=day) & (Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+    prices = TariffPrice.objects.select_related("plan", "band").order_by("plan__name", "band_id")
+    if plan_id is not None:
+        prices = prices.filter(plan_id=plan_id)
+    tariffs = Tariff.objects.filter(valid).select_related("operator").prefetch_related(
+        Prefetch("prices", queryset=prices),
+        Prefetch("codes", queryset=PhoneCode.objects.filter(valid).order_by("code")))
+    if operator_id is not None:
+        tariffs = tariffs.filter(operator_id=operator_id)
+    if plan_id is not None:
+        tariffs = tariffs.filter(prices__plan_id=plan_id).distinct()
+    return tariffs.order_by("operator__name", "name", "direction", "id")

@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    # Swagger UI and Redoc as static files, so that /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "django_filters",
     "tariffs",
     "billing",
@@ -171,6 +174,30 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # Failed logins to /api/auth per client address (api/auth.py, FailedLoginThrottle).
     "DEFAULT_THROTTLE_RATES": {"api_auth": env.str("API_AUTH_FAILURES_RATE", default="10/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# R10: the OpenAPI schema (/api/schema/) and its documentation page (/api/docs/). Both are
+# public: they describe what docs/api.md already publishes and expose no data; every
+# method they describe still requires its token.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tariscope REST API",
+    "DESCRIPTION": "R10: the original product's API (accounts, subscribers) and read methods "
+                   "beyond it. Get a token with POST /api/auth and send it as "
+                   "`Authorization: Bearer <token>`. Parameters come in the query string, "
+                   "as form fields or as a JSON object; names match case-insensitively. "
+                   "Every error answers {\"message\": \"…\"}.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # The routes accept an optional trailing slash (R10.8); the schema names each once.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "api.schema.strip_optional_slash"],
 }
 
 
