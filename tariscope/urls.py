@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("", include("billing.urls")),
     path("", include("observers.urls")),
+    path("tariffs/import/", include("tariffs.urls")),
 ]
