@@ -9,6 +9,7 @@ from unittest import mock
 import openpyxl
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.urls import reverse
 from tariffs import views
 from tariffs.importers.jobs import job_dir
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
-from tariffs.tasks import tariffs_import_file
+from tests.conftest import needs, wait_for
 from tests.factories import OperatorFactory, TariffPlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -454,63 +455,25 @@ def test_a_deck_whose_every_row_is_rejected_writes_nothing(importer):
 
 # Step 5 with a broker: a task and a progress page ----------------------------------------
 
-def test_a_large_file_with_a_broker_is_imported_by_a_task_behind_a_progress_page(
-        importer, settings, monkeypatch, django_capture_on_commit_callbacks):
-    # given a broker (tasks are not run in the request) and a file counted as large
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_a_worker_imports_the_file_behind_the_progress_page(client, pipeline_worker,
+                                                                         monkeypatch):
+    # given a broker and a Celery worker, and every file counted as large
+    needs(not django_settings.CELERY_TASK_ALWAYS_EAGER,
+          "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
     monkeypatch.setattr(views, "BACKGROUND_BYTES", 0)
-    import_id = to_options(importer, "deck.csv", csv_bytes(DECK), "csv",
+    user = User.objects.create_user("tariffs", password="pw-tariffs-1")
+    user.user_permissions.add(Permission.objects.get(codename="add_tariff"))
+    client.force_login(user)
+    import_id = to_options(client, "deck.csv", csv_bytes(DECK), "csv",
                            columns={"code": "A", "name": "B", "rate": "C", "calltype": "D"})
-    enqueue = mock.Mock()
-    monkeypatch.setattr(tariffs_import_file, "apply_async", enqueue)
     # when the options are sent
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = importer.post(step("options", import_id), NEW_OPERATOR)
-    # then the page is the progress page, enqueued after commit, nothing imported yet
+    response = client.post(step("options", import_id), NEW_OPERATOR)
+    # then the progress page polls the status, and the worker imports the deck
     assert response.url == step("progress", import_id)
-    assert len(callbacks) == 1 and enqueue.call_count == 0
-    progress = importer.get(response.url)
-    html = progress.content.decode()
-    assert '<progress id="import-progress"' in html and "setTimeout(poll, 1000)" in html
-    assert step("status", import_id) in html
-    assert importer.get(step("status", import_id)).json() == {
-        "state": "PENDING", "done": False, "error": None, "next": None}
-    assert importer.get(step("result", import_id)).url == step("progress", import_id)
-    # when the worker runs the task (here: in-process)
-    callbacks[0]()
-    (call,) = enqueue.call_args_list
-    assert call.kwargs["task_id"] == importer.session["tariff_imports"][import_id]["task_id"]
-    assert tariffs_import_file.apply(kwargs=call.kwargs["kwargs"]).get() == {
-        "job": import_id, "ok": True}
-    # then the status says done, and the result page shows what it did
-    assert importer.get(step("status", import_id)).json() == {
-        "state": "SUCCESS", "done": True, "error": None, "next": step("result", import_id)}
-    assert importer.get(step("progress", import_id)).url == step("result", import_id)
-    assert result_counts(importer.get(step("result", import_id)))["codes-added"] == 5
-    assert not (job_dir(import_id) / "deck.csv").exists()
-    # and a redelivered task does not import twice
-    tariffs_import_file.apply(kwargs=call.kwargs["kwargs"]).get()
+    assert step("status", import_id) in client.get(response.url).content.decode()
+    status = wait_for(lambda: (s := client.get(step("status", import_id)).json())["done"] and s)
+    assert (status["state"], status["error"]) == ("SUCCESS", None)
+    assert result_counts(client.get(step("result", import_id)))["codes-added"] == 5
     assert PhoneCode.objects.count() == 5
-
-
-def test_a_failed_task_reports_its_error_through_the_status_endpoint(
-        importer, settings, monkeypatch, django_capture_on_commit_callbacks):
-    # given
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    monkeypatch.setattr(views, "BACKGROUND_BYTES", 0)
-    OperatorFactory(name="Kyivstar", currency="UAH")
-    import_id = to_options(importer, "deck.csv", csv_bytes(DECK), "csv",
-                           columns={"code": "A", "rate": "C"})
-    with mock.patch.object(tariffs_import_file, "apply_async") as enqueue, \
-            django_capture_on_commit_callbacks(execute=True):
-        importer.post(step("options", import_id), NEW_OPERATOR)
-    # when the import fails in the worker
-    with mock.patch("tariffs.importers.service.operator_rates_changed",
-                    side_effect=RuntimeError("deadlock")):
-        tariffs_import_file.apply(kwargs=enqueue.call_args.kwargs["kwargs"]).get()
-    # then
-    status = importer.get(step("status", import_id)).json()
-    assert status["state"] == "FAILURE" and status["done"] and "deadlock" in status["error"]
-    page = importer.get(step("result", import_id)).content.decode()
-    assert "The import failed and nothing was written" in page
-    assert PhoneCode.objects.count() == 0
+    assert not (job_dir(import_id) / "deck.csv").exists()
