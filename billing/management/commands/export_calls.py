@@ -1,19 +1,12 @@
 """`manage.py export_calls --from D --to D --format csv|xlsx --output F`."""
 import sys
-from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.exports import CALL_COLUMNS, call_row, write_calls_csv
 from billing.models import Device
 from billing.selectors import call_list
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from tariscope.cli import iso_date
 
 
 class Command(BaseCommand):
@@ -21,8 +14,8 @@ class Command(BaseCommand):
             "to a file.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="date_from", required=True, type=_day)
-        parser.add_argument("--to", dest="date_to", required=True, type=_day)
+        parser.add_argument("--from", dest="date_from", required=True, type=iso_date)
+        parser.add_argument("--to", dest="date_to", required=True, type=iso_date)
         parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
         parser.add_argument("--output", required=True, help="File to write; - for stdout (csv).")
         parser.add_argument("--device", help="Only this device's calls.")

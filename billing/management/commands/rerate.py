@@ -1,20 +1,13 @@
 """`manage.py rerate --from D --to D [--device NAME] [--operator NAME] [--batch-size N]
 [--resume JOB_ID] [--max-batches N]` (R4.5)."""
 import json
-from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Device
 from billing.rerating import RerateJob, RerateJobError, calls_rerate, rerate_job_create
 from tariffs.models import Operator
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from tariscope.cli import iso_date
 
 
 def _positive(value: str) -> int:
@@ -32,8 +25,8 @@ class Command(BaseCommand):
             "with the current tariffs. Prints the job id first (stderr), then one JSON line.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="date_from", type=_day)
-        parser.add_argument("--to", dest="date_to", type=_day)
+        parser.add_argument("--from", dest="date_from", type=iso_date)
+        parser.add_argument("--to", dest="date_to", type=iso_date)
         parser.add_argument("--device", help="Only this device's calls.")
         parser.add_argument("--operator", help="Only calls that were rated at this operator.")
         parser.add_argument("--batch-size", type=_positive, default=2000)

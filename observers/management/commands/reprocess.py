@@ -1,18 +1,11 @@
 """`manage.py reprocess --profile NAME --from D --to D`: parse the raw archive again (R2.4)."""
 import json
-from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
 from observers.models import ObserverProfile
 from observers.services import profile_reprocess
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from tariscope.cli import iso_date
 
 
 class Command(BaseCommand):
@@ -21,8 +14,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--profile", required=True)
-        parser.add_argument("--from", dest="date_from", required=True, type=_day)
-        parser.add_argument("--to", dest="date_to", required=True, type=_day)
+        parser.add_argument("--from", dest="date_from", required=True, type=iso_date)
+        parser.add_argument("--to", dest="date_to", required=True, type=iso_date)
 
     def handle(self, *args, profile, date_from, date_to, **options):
         if date_from > date_to:

@@ -1,7 +1,6 @@
 """`manage.py tariffs_bulk set-description|move-date|delete ...` (R5.4): the original's
 raw-SQL bulk operations on all tariffs valid from a date."""
 import json
-from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,13 +11,7 @@ from tariffs.services import (
     tariffs_move_valid_from,
     tariffs_set_account_description,
 )
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from tariscope.cli import iso_date
 
 
 class Command(BaseCommand):
@@ -28,13 +21,13 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="operation", required=True)
         describe = sub.add_parser("set-description",
                                   help="Set the description for personal accounts.")
-        describe.add_argument("--valid-from", dest="valid_from", required=True, type=_day)
+        describe.add_argument("--valid-from", dest="valid_from", required=True, type=iso_date)
         describe.add_argument("--text", required=True)
         move = sub.add_parser("move-date", help="Move the valid-from date (and the codes').")
-        move.add_argument("--from", dest="old", required=True, type=_day)
-        move.add_argument("--to", dest="new", required=True, type=_day)
+        move.add_argument("--from", dest="old", required=True, type=iso_date)
+        move.add_argument("--to", dest="new", required=True, type=iso_date)
         delete = sub.add_parser("delete", help="Delete the tariffs with their prices and codes.")
-        delete.add_argument("--valid-from", dest="valid_from", required=True, type=_day)
+        delete.add_argument("--valid-from", dest="valid_from", required=True, type=iso_date)
         delete.add_argument("--yes", action="store_true",
                             help="Really delete; without it, only count what would go.")
         for each in (describe, move, delete):
