@@ -1,7 +1,18 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
-from billing.models import Call, Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
+from billing.models import (
+    Call,
+    Charge,
+    Device,
+    Holiday,
+    Node,
+    Payment,
+    PhoneNumber,
+    Route,
+    Subscriber,
+    SubscriberGroup,
+)
 from billing.rerating import RerateJob, rerate_job_create
 from billing.tasks import rerate_batch
 
@@ -27,7 +38,8 @@ class DeviceAdmin(admin.ModelAdmin):
         (None, {"fields": ("node", "name", "type", "timezone")}),
         ("Dial plan", {"fields": ("access_code", "national_prefix", "international_prefix",
                                   "country_code", "area_code", "extension_length",
-                                  "extension_pattern", "service_numbers")}),
+                                  "extension_pattern", "service_numbers",
+                                  "auth_code_position", "auth_code_length")}),
         ("Rating", {"fields": ("default_operator", "default_plan")}),
     )
 
@@ -96,3 +108,39 @@ class CallAdmin(admin.ModelAdmin):
             f"Rated {result['examined']} calls again (job {job.id}): {result['changed']} "
             f"changed, cost difference {difference or '0'}, {result['newly_priced']} newly "
             f"priced, {result['unpriced']} no longer priced."), messages.SUCCESS)
+
+
+@admin.register(Holiday)
+class HolidayAdmin(admin.ModelAdmin):
+    """R4.2: a node's own holidays, on top of its country's public ones."""
+
+    list_display = ("date", "name", "node")
+    list_filter = ("node",)
+    date_hierarchy = "date"
+
+
+@admin.register(Charge)
+class ChargeAdmin(admin.ModelAdmin):
+    """R7.1: charges are computed from the rated calls; the admin shows them only."""
+
+    list_display = ("subscriber", "period_start", "service_name", "amount", "count", "currency",
+                    "kind", "updated_at")
+    list_filter = ("kind", "currency", "period_start")
+    search_fields = ("subscriber__full_name", "subscriber__account_number", "service_name")
+    list_select_related = ("subscriber",)
+    readonly_fields = [f.name for f in Charge._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """R7.2: payments into personal accounts."""
+
+    list_display = ("subscriber", "date", "amount", "type", "bank", "created_at")
+    list_filter = ("type", "date")
+    search_fields = ("subscriber__full_name", "subscriber__account_number", "bank")
+    list_select_related = ("subscriber",)
+    raw_id_fields = ("subscriber",)
+    date_hierarchy = "date"
