@@ -38,3 +38,16 @@ class CallFilterForm(forms.Form):
         data["day_from"] = data.pop("date_from", None)
         data["day_to"] = data.pop("date_to", None)
         return data
+
+
+class StatementForm(forms.Form):
+    """R7.3: the period of a statement."""
+
+    date_from = forms.DateField(label="From", widget=_DATE)
+    date_to = forms.DateField(label="To (inclusive)", widget=_DATE)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The period ends before it starts.")
+        return data

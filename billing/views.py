@@ -8,9 +8,10 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from billing.exports import write_calls_csv
-from billing.forms import CallFilterForm
-from billing.models import Call
+from billing.forms import CallFilterForm, StatementForm
+from billing.models import Call, Subscriber
 from billing.selectors import call_list
+from billing.statements import statement_build, statement_pdf
 
 PAGE_SIZE = 50
 
@@ -43,6 +44,27 @@ def calls(request):
     return render(request, "billing/calls.html", {
         "form": form, "page": page, "totals": totals, "query": query.urlencode(),
     })
+
+
+@login_required
+def statement(request, pk):
+    """R7.3: a subscriber's statement for a period, as a page or (?format=pdf) a PDF."""
+    subscriber = get_object_or_404(Subscriber, pk=pk)
+    form = StatementForm(request.GET or None)
+    if not form.is_valid():
+        return render(request, "billing/statement.html", {"form": form, "subscriber": subscriber},
+                      status=400 if request.GET else 200)
+    built = statement_build(subscriber=subscriber, period_start=form.cleaned_data["date_from"],
+                            period_end=form.cleaned_data["date_to"])
+    if request.GET.get("format") == "pdf":
+        response = HttpResponse(statement_pdf(built), content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'attachment; filename="statement-{subscriber.account_number}-'
+            f'{built.period_start:%Y%m%d}-{built.period_end:%Y%m%d}.pdf"')
+        return response
+    return render(request, "billing/statement.html",
+                  {"form": form, "subscriber": subscriber, "statement": built,
+                   "query": request.GET.urlencode()})
 
 
 @login_required

@@ -1,0 +1,62 @@
+"""R7.3: a subscriber's statement: opening balance, charges, payments, closing balance."""
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+
+from billing.accounts import payment_create
+from billing.models import Charge, ChargeKind, PaymentType
+from billing.statements import statement_build
+from tests.factories import SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def account():
+    # April: charged 30.00, paid 50.00; May: charged 12.34 + 5.00, paid 370.00 by invoice
+    subscriber = SubscriberFactory(full_name="JSC ABC", account_number="6169")
+    for start, name, amount in ((date(2023, 4, 1), "Local calls", "30.00"),
+                                (date(2023, 5, 1), "Local calls", "12.34"),
+                                (date(2023, 5, 1), "International calls", "5.00")):
+        Charge.objects.create(subscriber=subscriber, period_start=start,
+                              period_end=start.replace(day=28), service_name=name,
+                              amount=Decimal(amount), count=60, currency="UAH",
+                              kind=ChargeKind.CALL)
+    payment_create(subscriber=subscriber, amount=Decimal("50.00"), day=date(2023, 4, 10))
+    payment_create(subscriber=subscriber, amount=Decimal("370.00"), day=date(2023, 5, 17),
+                   type=PaymentType.INVOICE, bank="PrivatBank")
+    return subscriber
+
+
+def test_statement_carries_the_balance_over_and_adds_the_periods_movements(account):
+    # when May's statement is built
+    built = statement_build(subscriber=account, period_start=date(2023, 5, 1),
+                            period_end=date(2023, 5, 31))
+    # then opening = 50.00 - 30.00 = 20.00; closing = 20.00 + 370.00 - 17.34 = 372.66
+    assert built.opening == Decimal("20.00")
+    assert [c.service_name for c in built.charges] == ["International calls", "Local calls"]
+    assert built.closing == Decimal("372.66")
+
+
+def test_statement_page_and_pdf(client, account):
+    # given an operator
+    client.force_login(User.objects.create_user("op", password="pw-op-12345"))
+    url = f"/subscribers/{account.pk}/statement?date_from=2023-05-01&date_to=2023-05-31"
+    # when the statement is opened, and downloaded as PDF
+    page = client.get(url).content.decode()
+    pdf = client.get(url + "&format=pdf")
+    # then the page shows the balances, and the PDF is a PDF named after the account
+    assert 'id="opening">20.00<' in page and 'id="closing">372.66<' in page
+    assert "PrivatBank" in page
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    assert "statement-6169-20230501-20230531.pdf" in pdf["Content-Disposition"]
+
+
+def test_a_period_that_ends_before_it_starts_is_an_error(client, account):
+    client.force_login(User.objects.create_user("op", password="pw-op-12345"))
+    response = client.get(f"/subscribers/{account.pk}/statement?date_from=2023-05-31"
+                          "&date_to=2023-05-01")
+    assert response.status_code == 400
+    assert "The period ends before it starts." in response.content.decode()
