@@ -13,7 +13,16 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from billing.models import Call, Charge, ChargeKind, Device, Payment, PaymentType, Subscriber
+from billing.models import (
+    Call,
+    Charge,
+    ChargeKind,
+    Device,
+    Payment,
+    PaymentType,
+    RecurringService,
+    Subscriber,
+)
 from tariffs.rating import quantize_money
 
 _ZERO = Decimal(0)
@@ -143,3 +152,36 @@ def balance(subscriber: Subscriber) -> Decimal:
     paid = Payment.objects.filter(subscriber=subscriber).aggregate(s=Sum("amount"))["s"]
     charged = Charge.objects.filter(subscriber=subscriber).aggregate(s=Sum("amount"))["s"]
     return (paid or _ZERO) - (charged or _ZERO)
+
+
+def recurring_charges_create(*, month: date) -> int:
+    """R7.1: the month's recurring charges (subscription fees): one charge per subscriber
+    per service in force on the month's first day, pro rata (by days) in the month the
+    subscriber was connected. Idempotent: running it again updates, never doubles.
+    Returns the number of charges written."""
+    first, last = month_bounds(month)
+    days = (last - first).days + 1
+    services = RecurringService.objects.filter(valid_from__lte=last).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gte=first))
+    written = 0
+    with transaction.atomic():
+        for service in services:
+            subscribers = (Subscriber.objects.filter(pk=service.subscriber_id)
+                           if service.subscriber_id else
+                           Subscriber.objects.filter(plan_id=service.plan_id))
+            for subscriber in subscribers.filter(
+                    Q(connection_date__isnull=True) | Q(connection_date__lte=last)):
+                start = max(first, subscriber.connection_date or first, service.valid_from)
+                end = min(last, service.valid_to or last)
+                charged_days = (end - start).days + 1
+                if charged_days <= 0:
+                    continue
+                amount = quantize_money(service.amount * charged_days / days, service.currency)
+                Charge.objects.update_or_create(
+                    subscriber=subscriber, period_start=first, period_end=last,
+                    service_name=service.name[:200],
+                    defaults={"amount": amount, "count": charged_days,
+                              "currency": service.currency, "kind": ChargeKind.RECURRING,
+                              "tariff": None})
+                written += 1
+    return written

@@ -9,6 +9,7 @@ from billing.models import (
     Node,
     Payment,
     PhoneNumber,
+    RecurringService,
     Route,
     Subscriber,
     SubscriberGroup,
@@ -144,3 +145,12 @@ class PaymentAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber",)
     raw_id_fields = ("subscriber",)
     date_hierarchy = "date"
+
+
+@admin.register(RecurringService)
+class RecurringServiceAdmin(admin.ModelAdmin):
+    """R7.1: monthly fees, per plan or per subscriber."""
+
+    list_display = ("name", "amount", "currency", "plan", "subscriber", "valid_from", "valid_to")
+    list_filter = ("plan", "currency")
+    raw_id_fields = ("subscriber",)

@@ -2,7 +2,7 @@
 import zoneinfo
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from tariffs.models import CallType, Direction, Operator, Tariff, TariffPlan
@@ -364,3 +364,31 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"{self.subscriber_id} {self.date}: {self.amount}"
+
+
+class RecurringService(models.Model):
+    """R7.1: a monthly fee (subscription), for every subscriber of a tariff plan or for one
+    subscriber; charged for each month on its first day, pro rata in the month a
+    subscriber was connected."""
+
+    name = models.CharField(max_length=200, help_text="As it appears on the personal account.")
+    amount = models.DecimalField(max_digits=14, decimal_places=2,
+                                 validators=[MinValueValidator(0)], help_text="Per month.")
+    currency = models.CharField(max_length=3, default="UAH")
+    plan = models.ForeignKey(TariffPlan, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="recurring_services")
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="recurring_services")
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True, help_text="Last day; empty: open.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(plan__isnull=False) | models.Q(subscriber__isnull=False),
+                name="recurring_for_a_plan_or_a_subscriber"),
+        ]
+
+    def __str__(self):
+        return f"{self.name}: {self.amount} {self.currency}/month"

@@ -20,3 +20,14 @@ def rerate_batch(job_id: str) -> dict:
             return {"job": job_id, "last_id": job.last_id, "batches": job.batches}
         # In-process (the embedded default) a re-enqueue would be a recursion one level
         # deeper per batch; a loop does the same work without the depth limit.
+
+
+@shared_task(name="billing.charge_recurring")
+def charge_recurring() -> int:
+    """R7.1: on the first of every month (CELERY_BEAT_SCHEDULE), the month's subscription
+    fees. Idempotent, so a repeated run does no harm."""
+    from django.utils import timezone
+
+    from billing.accounts import recurring_charges_create
+
+    return recurring_charges_create(month=timezone.localdate().replace(day=1))

@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -158,6 +159,12 @@ CELERY_RESULT_BACKEND = env.str(
     default=_BROKER if _BROKER.startswith(("redis://", "rediss://")) else "",
 ) or None
 CELERY_RESULT_EXPIRES = 24 * 3600
+# Periodic work for `celery beat` (the docker-compose `beat` service).
+CELERY_BEAT_SCHEDULE = {
+    # R7.1: subscription fees of the month, on its first day.
+    "charge-recurring": {"task": "billing.charge_recurring",
+                         "schedule": crontab(minute=5, hour=0, day_of_month=1)},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Mail (scripts and alerts, R9.3) ----------------------------------------------------

@@ -217,3 +217,24 @@ def test_calls_collected_are_charged_at_once():
     charge = Charge.objects.get(subscriber=number.subscriber)
     assert (charge.amount, charge.count) == (Decimal("2.00"), 240)
     assert charge.period_start == date(2024, 6, 1)
+
+
+def test_recurring_fees_are_charged_pro_rata_from_the_connection_date_and_once():
+    # given a 90.00/month fee on plan Basic, valid from 2023; a subscriber connected long
+    # ago and one connected on 21 May (11 of May's 31 days)
+    from billing.models import RecurringService
+    from tests.factories import TariffPlanFactory
+
+    plan = TariffPlanFactory(name="Basic")
+    RecurringService.objects.create(name="Subscription fee", amount=Decimal("90.00"),
+                                    plan=plan, valid_from=date(2023, 1, 1))
+    old = SubscriberFactory(plan=plan, connection_date=date(2020, 1, 1))
+    new = SubscriberFactory(plan=plan, connection_date=date(2023, 5, 21))
+    SubscriberFactory(plan=plan, connection_date=date(2023, 6, 2))  # not yet connected
+    # when May is charged twice
+    call_command("charge_recurring", "--month", "2023-05", stdout=StringIO())
+    call_command("charge_recurring", "--month", "2023-05", stdout=StringIO())
+    # then the old one pays 90.00, the new one 90.00 * 11 / 31 = 31.935... -> 31.94, once each
+    fees = {c.subscriber_id: (c.amount, c.count) for c in Charge.objects.filter(
+        kind=ChargeKind.RECURRING)}
+    assert fees == {old.pk: (Decimal("90.00"), 31), new.pk: (Decimal("31.94"), 11)}
