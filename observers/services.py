@@ -2,10 +2,11 @@
 import hashlib
 import logging
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from logging.handlers import WatchedFileHandler
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -172,8 +173,16 @@ def profile_set_enabled(*, profile: ObserverProfile, enabled: bool) -> ObserverP
 
 
 def profile_set_state(*, profile: ObserverProfile, state: str) -> None:
-    """R2.5: record whether the profile's collector is running."""
-    ObserverProfile.objects.filter(pk=profile.pk).update(state=state)
+    """R2.5: record whether the profile's collector is running. SQLite (the embedded
+    default) may refuse a write for a moment while another thread writes: try again."""
+    for attempt in range(10):
+        try:
+            ObserverProfile.objects.filter(pk=profile.pk).update(state=state)
+            break
+        except OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(0.1 * (attempt + 1))
     profile.state = state
     profile_logger(profile).log(STATUS, "observer %s", state)
 

@@ -113,9 +113,14 @@ def wait_for(probe, *, timeout: float = 30.0, interval: float = 0.05):
     process, such as a Celery worker); fail with a clear message after `timeout`."""
     import time
 
+    from django.db import OperationalError
+
     deadline = time.monotonic() + timeout
     while True:
-        result = probe()
+        try:
+            result = probe()
+        except OperationalError:  # SQLite's shared test database, busy in another thread
+            result = None
         if result:
             return result
         if time.monotonic() > deadline:
