@@ -139,3 +139,23 @@ def number_list(*, filters: dict | None = None):
         day = filters["day"]
         qs = qs.filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day), valid_from__lte=day)
     return qs.order_by("subscriber_id", "device__name", "dn", "valid_from")
+
+
+def account_movements(subscriber) -> list[dict]:
+    """R7.2: a personal account's charges and payments, oldest first, with the running
+    balance (payments minus charges) after each."""
+    from billing.models import Charge, Payment
+
+    rows = [{"date": c.period_start, "kind": "charge", "text": c.service_name,
+             "amount": -c.amount, "currency": c.currency}
+            for c in Charge.objects.filter(subscriber=subscriber)]
+    rows += [{"date": p.date, "kind": "payment", "text": f"{p.get_type_display()} {p.bank}".strip(),
+              "amount": p.amount, "currency": "", "order": p.pk}
+             for p in Payment.objects.filter(subscriber=subscriber)]
+    # Within a day, charges (a month's first day) come before that day's payments.
+    rows.sort(key=lambda r: (r["date"], r["kind"] == "payment", r.get("order", 0)))
+    running = 0
+    for row in rows:
+        running += row["amount"]
+        row["balance"] = running
+    return rows

@@ -3,14 +3,14 @@ import io
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from billing.exports import write_calls_csv
 from billing.forms import CallFilterForm, StatementForm
 from billing.models import Call, Subscriber
-from billing.selectors import call_list
+from billing.selectors import account_movements, call_list
 from billing.statements import statement_build, statement_pdf
 
 PAGE_SIZE = 50
@@ -43,6 +43,33 @@ def calls(request):
     query.pop("page", None)
     return render(request, "billing/calls.html", {
         "form": form, "page": page, "totals": totals, "query": query.urlencode(),
+    })
+
+
+@login_required
+def subscriber_list(request):
+    """R6: subscribers, searchable by name, account, contract or number."""
+    query = request.GET.get("q", "").strip()[:100]
+    subscribers = Subscriber.objects.select_related("group", "plan").order_by("full_name")
+    if query:
+        subscribers = subscribers.filter(
+            Q(full_name__icontains=query) | Q(account_number__icontains=query)
+            | Q(contract_number__icontains=query) | Q(numbers__dn__icontains=query)).distinct()
+    page = Paginator(subscribers, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "billing/subscribers.html", {"page": page, "q": query})
+
+
+@login_required
+def subscriber_detail(request, pk):
+    """R6, R7.2: a subscriber, its numbers, and its personal account with the movements."""
+    subscriber = get_object_or_404(
+        Subscriber.objects.select_related("group", "plan"), pk=pk)
+    movements = account_movements(subscriber)
+    return render(request, "billing/subscriber.html", {
+        "subscriber": subscriber,
+        "numbers": subscriber.numbers.select_related("device").order_by("-valid_from"),
+        "movements": movements,
+        "balance": movements[-1]["balance"] if movements else 0,
     })
 
 

@@ -60,3 +60,22 @@ def test_a_period_that_ends_before_it_starts_is_an_error(client, account):
                           "&date_to=2023-05-01")
     assert response.status_code == 400
     assert "The period ends before it starts." in response.content.decode()
+
+
+def test_subscriber_page_shows_numbers_balance_and_movements(client, account):
+    # given an operator
+    client.force_login(User.objects.create_user("op", password="pw-op-12345"))
+    # when the subscriber's page is opened, and the list searched by account
+    page = client.get(f"/subscribers/{account.pk}/").content.decode()
+    found = client.get("/subscribers/?q=6169").content.decode()
+    # then the balance is 420.00 - 47.34 = 372.66, with April's charge before its payment
+    assert 'id="balance">372.66<' in page
+    assert page.index("-30.00") < page.index(">50.00<")
+    assert "JSC ABC" in found and f"/subscribers/{account.pk}/" in found
+
+
+def test_subscriber_list_queries_stay_bounded(client, django_assert_max_num_queries):
+    client.force_login(User.objects.create_user("op", password="pw-op-12345"))
+    SubscriberFactory.create_batch(30)
+    with django_assert_max_num_queries(6):
+        assert client.get("/subscribers/").status_code == 200
