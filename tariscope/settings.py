@@ -167,6 +167,12 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+# --- Cache ------------------------------------------------------------------------------
+# Shared by every web worker when set (the API's login throttle counts across workers);
+# without it each process keeps its own. Never the broker's Redis database: clearing the
+# cache would empty the task queues.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- Mail (scripts and alerts, R9.3) ----------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 vars().update(EMAIL_CONFIG)
