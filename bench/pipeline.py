@@ -38,6 +38,9 @@ from billing.models import Call, Node  # noqa: E402
 from observers.models import ObserverProfile  # noqa: E402
 from observers.services import profile_ingest  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rating import cpu_model  # noqa: E402  (bench/rating.py: the machine's CPU, once)
+
 MOBILE = ("50", "66", "67", "68", "93", "95", "96", "97", "98", "99", "63", "73")
 ABROAD = ("48", "49", "44", "1", "33", "39", "420", "371", "90", "972")
 
@@ -81,7 +84,7 @@ def main():
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE billing_call CASCADE")
     data = cdr_lines(args.calls, args.seed)
-    print(f"Python {platform.python_version()}, {_cpu()}, {os.cpu_count()} CPUs; "
+    print(f"Python {platform.python_version()}, {cpu_model()}, {os.cpu_count()} CPUs; "
           f"{args.calls:,} 3CX lines ({len(data) / 1e6:.0f} MB)")
 
     began = time.perf_counter()
@@ -108,16 +111,6 @@ def main():
     print(f"ratio (b)/(a) = {pipeline / floor:.2f}")
     print(f"goal (b) >= 25,000 calls/s: {'met' if args.calls / pipeline >= 25000 else 'MISSED'};"
           f" goal (b)/(a) <= 4: {'met' if pipeline / floor <= 4 else 'MISSED'}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

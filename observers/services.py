@@ -106,8 +106,10 @@ def _rejects_store(*, profile: ObserverProfile, rejects: list[Reject], source_na
 def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> IngestSummary:
     """Archive `data`, then process it in this process (the `ingest` command's path)."""
     parser_for(profile.device.type)  # fail before archiving what could never be parsed
-    chunk = profile_archive(profile=profile, data=data)
-    return chunk_process(profile=profile, data=chunk.read(), source_name=source_name)
+    profile_archive(profile=profile, data=data)
+    # The bytes are in hand: no need to read them back from the archive (the Celery path,
+    # which runs elsewhere, does).
+    return chunk_process(profile=profile, data=data, source_name=source_name)
 
 
 def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = ""):
