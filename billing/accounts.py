@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -50,8 +50,35 @@ def _calls_in_period(period_start: date, period_end: date):
                                tariff__isnull=False)
 
 
+# Key space of the PostgreSQL advisory locks of charge rebuilds (any constant of our own).
+_CHARGES_LOCK_SPACE = 0x7453
+
+
+def _month_lock(period_start: date) -> None:
+    """Deliveries processed side by side (several Celery workers) rebuild the same month's
+    charges, each by summing the month's calls and writing the sums. The second must wait
+    until the first has committed and then sum, or it would write totals without the first
+    one's calls, or fail on the unique charge the first one has just created. On
+    PostgreSQL a transaction-scoped advisory lock per month does that; SQLite takes its
+    write lock when the transaction begins (transaction_mode IMMEDIATE), which does too."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [_CHARGES_LOCK_SPACE, period_start.year * 12 + period_start.month])
+
+
 def _charges_rebuild(*, subscriber_ids: set[int] | None, period_start: date,
                      period_end: date) -> int:
+    # No savepoint of its own inside a re-rating batch's or a delivery's transaction: it
+    # rolls back whole, and the month's lock is held until that transaction ends.
+    with transaction.atomic(savepoint=False):
+        _month_lock(period_start)
+        return _charges_sum_and_write(subscriber_ids=subscriber_ids,
+                                      period_start=period_start, period_end=period_end)
+
+
+def _charges_sum_and_write(*, subscriber_ids: set[int] | None, period_start: date,
+                           period_end: date) -> int:
     calls = _calls_in_period(period_start, period_end)
     if subscriber_ids is not None:
         calls = calls.filter(subscriber_id__in=subscriber_ids)
@@ -82,30 +109,28 @@ def _charges_rebuild(*, subscriber_ids: set[int] | None, period_start: date,
                                      period_end=period_end)
     if subscriber_ids is not None:
         existing = existing.filter(subscriber_id__in=subscriber_ids)
-    # No savepoint of its own inside a re-rating batch's transaction: it rolls back whole.
-    with transaction.atomic(savepoint=False):
-        stale, changed, now = [], [], timezone.now()
-        for charge in existing.select_for_update():
-            values = wanted.pop((charge.subscriber_id, charge.service_name), None)
-            if values is None:
-                stale.append(charge.pk)
-                continue
-            if any(getattr(charge, key) != value for key, value in values.items()):
-                # An update keeps the charge's id and creation date (the API's `recdate`).
-                for key, value in values.items():
-                    setattr(charge, key, value)
-                charge.updated_at = now
-                changed.append(charge)
-        if changed:
-            Charge.objects.bulk_update(changed, [*_UPDATED, "updated_at"], batch_size=500)
-        if stale:
-            Charge.objects.filter(pk__in=stale).delete()
-        if wanted:
-            Charge.objects.bulk_create([
-                Charge(subscriber_id=subscriber_id, service_name=service,
-                       period_start=period_start, period_end=period_end, kind=ChargeKind.CALL,
-                       **values)
-                for (subscriber_id, service), values in wanted.items()])
+    stale, changed, now = [], [], timezone.now()
+    for charge in existing.select_for_update():
+        values = wanted.pop((charge.subscriber_id, charge.service_name), None)
+        if values is None:
+            stale.append(charge.pk)
+            continue
+        if any(getattr(charge, key) != value for key, value in values.items()):
+            # An update keeps the charge's id and creation date (the API's `recdate`).
+            for key, value in values.items():
+                setattr(charge, key, value)
+            charge.updated_at = now
+            changed.append(charge)
+    if changed:
+        Charge.objects.bulk_update(changed, [*_UPDATED, "updated_at"], batch_size=500)
+    if stale:
+        Charge.objects.filter(pk__in=stale).delete()
+    if wanted:
+        Charge.objects.bulk_create([
+            Charge(subscriber_id=subscriber_id, service_name=service,
+                   period_start=period_start, period_end=period_end, kind=ChargeKind.CALL,
+                   **values)
+            for (subscriber_id, service), values in wanted.items()])
     return len(sums)
 
 
