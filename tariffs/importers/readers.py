@@ -6,10 +6,14 @@ that is not what its extension says) are raised as ImportFileError with a messag
 """
 import codecs
 import csv
+import datetime
 import io
+import logging
+import os
 import shutil
 import subprocess
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 # An .xlsx is a zip of XML: refuse one that would unpack to more than this (a "zip bomb",
@@ -55,7 +59,7 @@ def sheet_names(source) -> list[str]:
     if kind == "csv":
         return [path.stem]
     if kind == "access":
-        return _mdb_tables(path)
+        return _access_tables(path)
     return _excel_sheet_names(path)
 
 
@@ -69,7 +73,7 @@ def read_rows(source, sheet: str | None = None) -> list[list]:
             raise ImportFileError(f"{path.name}: a CSV file has no sheet {sheet!r}")
         return _csv_rows(path)
     if kind == "access":
-        return _mdb_rows(path, sheet)
+        return _access_rows(path, sheet)
     return _excel_rows(path, sheet)
 
 
@@ -188,7 +192,58 @@ def _excel_rows(path: Path, sheet: str | None) -> list[list]:
         raise ImportFileError(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
 
 
-# Access (mdbtools) ---------------------------------------------------------------------
+# Access (mdbtools, else access-parser) -------------------------------------------------
+
+ACCESS_READER_VARIABLE = "TARISCOPE_ACCESS_READER"
+ACCESS_READERS = ("auto", "mdbtools", "access-parser")
+# The file header's format number (offset 0x14), as access-parser 0.0.6 knows them: Jet 3
+# (Access 97), Jet 4 (2000-2003), ACE 12 (2007). Access 2010 writes 0x0103 and 2016 or later
+# 5 or 6, which it misreads, so such files are refused before it is asked.
+ACCESS_PARSER_FORMATS = {0: "Access 97", 1: "Access 2000-2003", 2: "Access 2007"}
+ACCESS_FORMAT_NAMES = {0x0103: "Access 2010", 3: "Access 2010", 5: "Access 2016", 6: "Access 2019"}
+
+
+def access_reader() -> str:
+    """"mdbtools" or "access-parser": the reader that Access files are read with now.
+
+    TARISCOPE_ACCESS_READER (read at each call, so a test or an admin can switch it) is
+    `auto` (default: mdbtools when mdb-tables and mdb-export are on the PATH, else the
+    access-parser package), `mdbtools` or `access-parser`. mdbtools comes first: it reads
+    every Access format; access-parser only those up to Access 2007."""
+    wanted = os.environ.get(ACCESS_READER_VARIABLE, "").strip().lower() or "auto"
+    if wanted not in ACCESS_READERS:
+        raise ImportFileError(f"{ACCESS_READER_VARIABLE} is {wanted!r}; it must be one of "
+                              f"{', '.join(ACCESS_READERS)}")
+    if wanted != "auto":
+        return wanted
+    if shutil.which("mdb-tables") and shutil.which("mdb-export"):
+        return "mdbtools"
+    if _access_parser() is not None:
+        return "access-parser"
+    raise ImportFileError("reading Access files needs mdbtools (mdb-tables and mdb-export, the "
+                          "Debian package mdbtools) or the Python package access-parser")
+
+
+def _access_tables(path: Path) -> list[str]:
+    if access_reader() == "access-parser":
+        return _ap_tables(_ap_open(path))
+    return _mdb_tables(path)
+
+
+def _access_rows(path: Path, table: str | None) -> list[list]:
+    if access_reader() == "access-parser":
+        return _ap_rows(path, table)
+    return _mdb_rows(path, table)
+
+
+def _table_chosen(path: Path, names: list[str], table: str | None) -> str:
+    if not names:
+        raise ImportFileError(f"{path.name}: the database has no tables")
+    name = names[0] if table is None else table
+    if name not in names:
+        raise ImportFileError(f"{path.name}: no table {table!r}; the tables are {', '.join(names)}")
+    return name
+
 
 def _mdb(program: str, *args: str) -> str:
     executable = shutil.which(program)
@@ -210,12 +265,106 @@ def _mdb_tables(path: Path) -> list[str]:
 
 
 def _mdb_rows(path: Path, table: str | None) -> list[list]:
-    names = _mdb_tables(path)
-    if not names:
-        raise ImportFileError(f"{path.name}: the database has no tables")
-    name = names[0] if table is None else table
-    if name not in names:
-        raise ImportFileError(f"{path.name}: no table {table!r}; the tables are {', '.join(names)}")
+    name = _table_chosen(path, _mdb_tables(path), table)
     # ISO dates, so that mapping.parse_date reads them whatever the locale.
     text = _mdb("mdb-export", "-D", "%Y-%m-%d", "-T", "%Y-%m-%d %H:%M:%S", str(path), name)
     return [list(row) for row in csv.reader(io.StringIO(text, newline=""))]
+
+
+def _access_parser():
+    try:
+        import access_parser
+    except ImportError:
+        return None
+    return access_parser
+
+
+def _ap_open(path: Path):
+    module = _access_parser()
+    if module is None:
+        raise ImportFileError("reading Access files without mdbtools needs the Python package "
+                              "access-parser")
+    with path.open("rb") as file:
+        header = file.read(0x18)
+    if len(header) < 0x18 or header[:4] != b"\x00\x01\x00\x00" or b"Standard" not in header:
+        raise ImportFileError(f"{path.name}: not an Access database")
+    version = int.from_bytes(header[0x14:0x18], "little")
+    if version not in ACCESS_PARSER_FORMATS:
+        shown = ACCESS_FORMAT_NAMES.get(version, "an unknown Access format")
+        raise ImportFileError(
+            f"{path.name}: {shown} file (format {version:#06x}); access-parser reads only "
+            f"{', '.join(ACCESS_PARSER_FORMATS.values())} files: install mdbtools (Debian package "
+            f"mdbtools) to import it, or save it from Access as an Access 2002-2003 .mdb file")
+    # access-parser logs each oddity of a file at ERROR and goes on; its result is checked here.
+    logging.getLogger("access_parser").setLevel(logging.CRITICAL)
+    try:
+        return module.AccessParser(str(path))
+    except Exception as exc:  # its own errors: the file is damaged or of a kind it cannot read
+        raise ImportFileError(f"{path.name}: access-parser cannot read this database ({exc!r})") from None
+
+
+def _ap_tables(parser) -> list[str]:
+    # MSysObjects and, in .accdb files, MSysComplexType_* and MSysNavPane* are system tables
+    # that access-parser lists; mdb-tables leaves them out, and so does this.
+    return [name for name in parser.catalog if not name.lower().startswith("msys")]
+
+
+def _ap_rows(path: Path, table: str | None) -> list[list]:
+    """The header and the rows in column order, values as the other readers give them:
+    text, int, float (Double, as Excel's numbers), Currency and Decimal as exact decimal
+    text, Date/Time as datetime, None for NULL."""
+    parser = _ap_open(path)
+    name = _table_chosen(path, _ap_tables(parser), table)
+    try:
+        access_table = parser.get_table(name)
+        columns = [column for _, column in sorted(access_table.columns.items())]
+        # Currency columns with a display format ("$", "Fixed") would come back rounded to
+        # cents as formatted text: the stored value is wanted, not the displayed one.
+        for column in columns:
+            column.extra_props = None
+        parsed = access_table.parse()
+    except Exception as exc:
+        raise ImportFileError(f"{path.name}: access-parser cannot read table {name!r} ({exc!r})") from None
+    values = []
+    for column in columns:
+        cells = parsed.get(column.col_name_str)
+        values.append(cells if isinstance(cells, list) else [])
+    count = max((len(cells) for cells in values), default=0)
+    if any(len(cells) != count for cells in values):
+        raise ImportFileError(f"{path.name}: access-parser could not read every row of table {name!r} "
+                              "(columns of different lengths); install mdbtools to import it")
+    rows: list[list] = [[column.col_name_str for column in columns]]
+    for index in range(count):
+        rows.append([_ap_value(column, cells[index]) for column, cells in zip(columns, values, strict=True)])
+    return rows
+
+
+AP_MONEY, AP_FLOAT32, AP_DATETIME, AP_NUMERIC = 5, 6, 8, 16  # access_parser.utils TYPE_*
+
+
+def _ap_value(column, value):
+    if value is None:
+        return None
+    kind = column.type
+    if kind == AP_MONEY and isinstance(value, int):
+        return str(Decimal(value).scaleb(-4))  # stored as an integer of 1/10,000
+    if kind == AP_NUMERIC and isinstance(value, str):
+        scale = int((column.get("various") or {}).get("scale", 0) or 0)
+        if scale and "." not in value:
+            # access-parser 0.0.6 leaves out the point when there are no more digits than
+            # the scale (0.0500 at scale 4 comes as "500").
+            return str(Decimal(value).scaleb(-scale))
+        return value
+    if kind == AP_FLOAT32 and isinstance(value, float):
+        return float(f"{value:.7g}")  # a Single holds 7 digits; 0.1 is not 0.10000000149
+    if kind == AP_DATETIME and isinstance(value, str):
+        if value == "(Empty Date)":  # the stored 0: Access's day zero
+            return datetime.datetime(1899, 12, 30)
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            return value  # "(Invalid Date)": the row is rejected if the column is mapped
+        # access-parser adds the day's fraction as microseconds: round to the second, as
+        # Access shows it and mdb-export prints it.
+        return (moment + datetime.timedelta(microseconds=500_000)).replace(microsecond=0)
+    return value

@@ -114,6 +114,8 @@ def test_asterisell_prefixes_are_read_as_semicolon_separated():
 def test_access_without_mdbtools_is_a_clear_error(tmp_path, monkeypatch):
     path = tmp_path / "deck.accdb"
     path.write_bytes(b"\0" * 64)
-    monkeypatch.setattr(readers.shutil, "which", lambda name: None)
+    # mdbtools chosen, and not on this PATH
+    monkeypatch.setenv("TARISCOPE_ACCESS_READER", "mdbtools")
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ImportFileError, match="needs mdb-tables \\(the mdbtools package\\)"):
         sheet_names(path)
