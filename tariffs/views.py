@@ -1,7 +1,9 @@
 """R5.2: the tariff import wizard. Each step validates its form and calls one step of
 tariffs.importers, the importer `manage.py import_tariffs` uses; nothing is written to the
 database before step 5. The wizard's state (the upload's path, the choices) lives in the
-session under a random id, which also names the upload's folder (importers/jobs.py)."""
+session under a random id, which also names the upload's folder (importers/jobs.py). A
+folder left unfinished is removed after TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS (import_cleanup);
+the session's state of it is then forgotten at the next step."""
 import csv
 import io
 import shutil
@@ -19,7 +21,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from tariffs.forms import FIELD_LABELS, MappingForm, OptionsForm, SheetForm, UploadForm
-from tariffs.importers.jobs import job_dir, job_discard, job_outcome, job_run
+from tariffs.importers.jobs import (
+    QUEUED,
+    RUNNING,
+    job_dir,
+    job_discard,
+    job_outcome,
+    job_queue,
+    job_run,
+    job_status,
+)
 from tariffs.importers.mapping import ImportOptions
 from tariffs.importers.service import TariffImportError, import_preview, import_rows, import_sheets
 from tariffs.models import CallType, Direction, Operator, TariffPlan
@@ -41,12 +52,15 @@ def _guarded(view):
 
 def _wizard(view):
     """A step of one import: its state from the session (404 when this session has none);
-    a finished import goes to its result page instead of a step."""
+    a finished import goes to its result page instead of a step; an import whose folder
+    is gone (removed by the cleanup) is forgotten and the wizard starts again."""
     @wraps(view)
     def wrapper(request, import_id, **kwargs):
         state = request.session.get(SESSION_KEY, {}).get(import_id)
         if state is None:
             raise Http404("no such import in this session")
+        if not job_dir(import_id).is_dir():
+            return _gone(request, import_id, json=view.__name__ == "import_status")
         if state.get("finished") and view.__name__ not in _AFTER_IMPORT:
             return redirect("tariff_import_result", import_id=import_id)
         return view(request, import_id, state, **kwargs)
@@ -55,6 +69,18 @@ def _wizard(view):
 
 _AFTER_IMPORT = {"import_progress", "import_status", "import_result", "import_rejects_csv",
                  "import_discard"}
+
+
+def _gone(request, import_id: str, *, json: bool):
+    _forget(request, import_id)
+    text = (f"The import of this file is no longer kept: an import not finished within "
+            f"{settings.TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS} hours (and a result not closed "
+            "within that time) is removed from the server. Upload the file again.")
+    if json:
+        return JsonResponse({"state": "FAILURE", "status": "gone", "done": True, "error": text,
+                             "next": reverse("tariff_import")})
+    messages.error(request, text)
+    return redirect("tariff_import")
 
 
 def _save(request, import_id: str, state: dict) -> None:
@@ -188,11 +214,12 @@ def import_options(request, import_id, state):
         if _in_background(state):
             state["task_id"] = task_id = uuid.uuid4().hex
             _save(request, import_id, state)
+            job_queue(job_id=import_id, task_id=task_id)
             transaction.on_commit(lambda: tariffs_import_file.apply_async(kwargs=args, task_id=task_id))
             return redirect("tariff_import_progress", import_id=import_id)
         _save(request, import_id, state)
         outcome = job_run(**args)
-        if outcome["ok"]:
+        if outcome["ok"] or not outcome["retry"]:
             return redirect("tariff_import_result", import_id=import_id)
         error = outcome["error"]
     return _render(request, "import_options.html", import_id, state, 4, form=form, error=error)
@@ -201,7 +228,10 @@ def import_options(request, import_id, state):
 def _in_background(state: dict) -> bool:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return False
-    return Path(state["file"]).stat().st_size >= BACKGROUND_BYTES
+    try:
+        return Path(state["file"]).stat().st_size >= BACKGROUND_BYTES
+    except FileNotFoundError:
+        return False  # job_run reports that the upload is gone
 
 
 @_wizard
@@ -216,20 +246,27 @@ def import_progress(request, import_id, state):
 @require_GET
 @_wizard
 def import_status(request, import_id, state):
-    """The state of the import as JSON: {state, done, error, next}. The outcome file is
-    the truth (it needs no result backend); the task's state is shown until it exists."""
+    """The state of the import as JSON: {state, status, done, error, next}; `status` is
+    the job's (queued, running, succeeded, failed), `state` the Celery name of it. The job's
+    folder is the truth (it needs no result backend); a task that failed without writing
+    an outcome is known from the result backend, when there is one."""
     outcome = job_outcome(import_id)
     if outcome is not None:
-        return JsonResponse({"state": "SUCCESS" if outcome["ok"] else "FAILURE", "done": True,
+        return JsonResponse({"state": "SUCCESS" if outcome["ok"] else "FAILURE",
+                             "status": job_status(import_id), "done": True,
                              "error": outcome.get("error"),
                              "next": reverse("tariff_import_result", kwargs={"import_id": import_id})})
-    task_state = "PENDING"
-    if state.get("task_id") and tariffs_import_file.app.conf.result_backend:
-        task_state = tariffs_import_file.AsyncResult(state["task_id"]).state
-    if task_state == "FAILURE":  # the worker died before it could write the outcome
-        return JsonResponse({"state": task_state, "done": True, "error": "the import task failed",
-                             "next": reverse("tariff_import_options", kwargs={"import_id": import_id})})
-    return JsonResponse({"state": task_state, "done": False, "error": None, "next": None})
+    if (state.get("task_id") and tariffs_import_file.app.conf.result_backend
+            and tariffs_import_file.AsyncResult(state["task_id"]).state == "FAILURE"):
+        # The worker failed before it could write the outcome.
+        return JsonResponse({
+            "state": "FAILURE", "status": "failed", "done": True,
+            "error": "the import task failed before it could report why; nothing was "
+                     "written (see the worker's log)",
+            "next": reverse("tariff_import_options", kwargs={"import_id": import_id})})
+    status = job_status(import_id)
+    return JsonResponse({"state": "STARTED" if status == RUNNING else "PENDING", "status": status,
+                         "done": False, "error": None, "next": None})
 
 
 @_wizard
@@ -240,8 +277,9 @@ def import_result(request, import_id, state):
         if "task_id" in state:
             return redirect("tariff_import_progress", import_id=import_id)
         return redirect("tariff_import_options", import_id=import_id)
-    if outcome["ok"] and not state.get("finished"):
-        # The upload is gone (job_run deleted it): the session keeps only what the result needs.
+    if (outcome["ok"] or not outcome.get("retry", True)) and not state.get("finished"):
+        # The upload is gone (job_run deleted it, or it vanished and no retry can help): the
+        # session keeps only what the result needs.
         state = {"name": state["name"], "finished": True}
         _save(request, import_id, state)
     return _render(request, "import_result.html", import_id, state, 6, outcome=outcome,
@@ -267,7 +305,7 @@ def import_rejects_csv(request, import_id, state):
 @_wizard
 def import_discard(request, import_id, state):
     """Cancel (or close) an import: its folder and its session state go."""
-    if "task_id" in state and job_outcome(import_id) is None:
+    if job_status(import_id) in (QUEUED, RUNNING):
         messages.error(request, "The import is still running; wait for its result.")
         return redirect("tariff_import_progress", import_id=import_id)
     job_discard(import_id)

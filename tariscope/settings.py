@@ -164,6 +164,8 @@ CELERY_BEAT_SCHEDULE = {
     # R7.1: subscription fees of the month, on its first day.
     "charge-recurring": {"task": "billing.charge_recurring",
                          "schedule": crontab(minute=5, hour=0, day_of_month=1)},
+    # R5.2: uploads of import wizards left unfinished (TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS).
+    "tariff-import-cleanup": {"task": "tariffs.import_cleanup", "schedule": crontab(minute=35)},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -261,3 +263,15 @@ LOGGING = {
 TARISCOPE_MAX_FILE_BYTES = env.int("TARISCOPE_MAX_FILE_BYTES", default=512 * 1024 * 1024)
 # Calls are written in batches of this many rows.
 TARISCOPE_BATCH_SIZE = env.int("TARISCOPE_BATCH_SIZE", default=2000)
+# A delivery larger than this (bytes) of a line-by-line format is processed as several
+# tasks, which several Celery workers take side by side.
+TARISCOPE_TASK_BYTES = env.int("TARISCOPE_TASK_BYTES", default=4 * 1024 * 1024)
+# R5.2: an import wizard's upload (or result) untouched this long is removed (import_cleanup).
+try:
+    TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS = env.int("TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS", default=24)
+except ValueError:
+    TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS = 0
+if TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS < 1:
+    raise ImproperlyConfigured(
+        "TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS must be a whole number of hours, 1 or more; it is "
+        f"{env.str('TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS')!r}")
