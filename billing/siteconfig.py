@@ -47,6 +47,7 @@ from billing.models import (
     SubscriberType,
 )
 from observers.models import ArchivePeriod, LogLevel, ObserverProfile, SourceType
+from observers.parsers import parser_options_problems
 from tariffs.models import Operator, TariffPlan
 from tariffs.services import operator_rates_changed
 
@@ -149,11 +150,15 @@ SOURCE_KEY_SCHEMAS = {
     **{key: {"type": "integer", "minimum": 1} for key in (
         "max_file_bytes", "max_login_attempts", "max_line_bytes", "max_connections",
         "flush_lines", "max_pending_lines", "max_pending_bytes")},
-    **{key: {"type": "boolean"} for key in ("passive", "tls")},
+    **{key: {"type": "boolean"} for key in ("passive", "tls", "tls_required", "tls_verify")},
     "passive_ports": {"type": "string", "pattern": r"^[0-9]{1,5}-[0-9]{1,5}$",
                       "description": "a port range such as 60000-60100"},
     "home": _TEXT,
     "state_dir": _TEXT,
+    # FTPS (docs/observers.md): PEM files on the collector's machine.
+    "certfile": _TEXT,
+    "keyfile": _TEXT,
+    "cafile": _TEXT,
     "banner": {"type": "string", "maxLength": 200},
     "pattern": {"type": "string", "minLength": 1, "maxLength": 200},
 }
@@ -165,11 +170,12 @@ SOURCES = {
     SourceType.FTP_SERVER: (("user", "password"), {
         "port": 21, "host": None, "passive_ports": None, "home": None, "max_file_bytes": None,
         "max_login_attempts": None, "auth_failed_delay": None, "sweep_interval": None,
-        "banner": None, "parser": None}),
+        "banner": None, "tls": None, "certfile": None, "keyfile": None, "tls_required": None,
+        "parser": None}),
     SourceType.FTP_CLIENT: (("host", "user", "password"), {
         "port": 21, "remote_path": None, "after": None, "pattern": None, "interval": None,
-        "passive": None, "timeout": None, "tls": None, "max_file_bytes": None,
-        "state_dir": None, "parser": None}),
+        "passive": None, "timeout": None, "tls": None, "tls_verify": None, "cafile": None,
+        "max_file_bytes": None, "state_dir": None, "parser": None}),
     SourceType.TCP_SERVER: (("port",), {
         "host": None, "max_connections": None, "idle_timeout": None, "parser": None,
         **_TCP_TUNING}),
@@ -208,10 +214,20 @@ OBSERVER = _object(
         "remote": {"type": "boolean", "default": False},
         "archive_dir": _string(ObserverProfile, "archive_dir"),
     },
-    allOf=[_source_rule(source) for source in SOURCES],
 )
-# Source keys are checked strictly (not nullable): a null password is a mistake, not a default.
-OBSERVER["properties"].update(SOURCE_KEY_SCHEMAS)
+# The source keys are checked, with the source and the parser options, by
+# observer_settings_problems(), which the UI's observer form calls too; here they are only
+# declared, so that the file's schema does not report their errors a second time.
+OBSERVER["properties"].update(dict.fromkeys(SOURCE_KEY_SCHEMAS, {}))
+
+# One profile's source keys, with its source. Source keys are checked strictly (not
+# nullable): a null password is a mistake, not a default.
+OBSERVER_SETTINGS = {
+    "type": "object",
+    "properties": {"source": {"enum": list(SourceType.values)}, **SOURCE_KEY_SCHEMAS},
+    "additionalProperties": False,
+    "allOf": [_source_rule(source) for source in SOURCES],
+}
 
 # Dial plan keys stored as Device fields of the same name (service_numbers is handled apart).
 DIAL_PLAN_FIELDS = ("access_code", "national_prefix", "international_prefix", "country_code",
@@ -316,6 +332,7 @@ SCHEMA = {
 }
 
 _VALIDATOR = Draft202012Validator(SCHEMA, format_checker=FormatChecker(formats=["date"]))
+_SETTINGS_VALIDATOR = Draft202012Validator(OBSERVER_SETTINGS)
 _SOURCE_KEYS = frozenset(SOURCE_KEY_SCHEMAS)
 
 
@@ -471,8 +488,8 @@ def _at(data, path: KeyPath):
     return data
 
 
-def _schema_errors(data) -> Iterator[tuple[KeyPath, str]]:
-    for error in _VALIDATOR.iter_errors(data):
+def _schema_errors(data, validator=_VALIDATOR) -> Iterator[tuple[KeyPath, str]]:
+    for error in validator.iter_errors(data):
         path = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = list(error.schema.get("properties", {}))
@@ -528,6 +545,29 @@ def _type_message(instance, expected) -> str:
     if "string" in expected and isinstance(instance, int | float | bool):
         message += " (write it in quotes)"
     return message
+
+
+def observer_settings_problems(*, source, settings, device_type=None) -> list[tuple[KeyPath, str]]:
+    """R2.1, R2.2, R2.7: what is wrong with one observer profile's source keys (`settings`,
+    as ObserverProfile.settings holds them) and its parser options (`settings["parser"]`,
+    checked by the parser of `device_type`; not checked when it is None), each problem with
+    the path of its key inside `settings`. apply_config and the UI's observer form both
+    check a profile with this, so that a file and the form accept the same settings."""
+    if not isinstance(settings, dict):
+        return [((), _type_message(settings, "object"))]
+    settings = plain(settings)
+    errors = set()
+    if "source" in settings:  # the profile's own field, not a source key
+        errors.add((("source",), "unknown key"))
+    instance = {key: value for key, value in settings.items() if key != "source"}
+    if source in SOURCES:
+        instance["source"] = source  # selects the source's rule (_source_rule)
+    errors.update(_schema_errors(instance, _SETTINGS_VALIDATOR))
+    parser = settings.get("parser")
+    if device_type is not None and (parser is None or isinstance(parser, dict)):
+        errors.update((("parser",), message)
+                      for message in parser_options_problems(device_type, parser))
+    return sorted(errors, key=_sort_key)
 
 
 def _dicts(value) -> Iterator[tuple[int, dict]]:
@@ -641,6 +681,14 @@ class _Checker:
                    self.plans, self.known.plans, "tariff plan")
         if device.get("observer") is not None and device.get("observers") is not None:
             self.error(path + ("observers",), "give either observer or observers, not both")
+        device_type = _str(device, "type")
+        for rest, observer in observers_of(device):
+            settings = {key: value for key, value in observer.items() if key in _SOURCE_KEYS}
+            problems = observer_settings_problems(
+                source=observer.get("source"), settings=settings,
+                device_type=device_type if device_type in DeviceType.values else None)
+            for key_path, message in problems:
+                self.error(path + rest + key_path, message)
         routes = {}
         for r, route in _dicts(device.get("routes")):
             if _str(route, "name"):

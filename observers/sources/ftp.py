@@ -3,6 +3,7 @@ and `FtpClientSource` (we download files from the PBX's FTP server).
 
 Both follow the source interface of observers/sources/__init__.py: built with
 `name, settings, deliver, log, notify`, run with `run(stop)`, `ready` set once serving.
+Both speak plain FTP, or FTPS with explicit TLS ("AUTH TLS", RFC 4217) when `tls` is set.
 """
 import contextlib
 import fnmatch
@@ -15,13 +16,15 @@ import logging
 import os
 import posixpath
 import shutil
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from OpenSSL import SSL
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
-from pyftpdlib.handlers import DTPHandler, FTPHandler
+from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
@@ -37,6 +40,60 @@ def _required(settings: dict, key: str, source: str, name: str) -> str:
     if value in (None, ""):
         raise ValueError(f"observer {name}: an {source} source needs settings.{key}")
     return str(value)
+
+
+def _flag(settings: dict, key: str, default: bool, name: str) -> bool:
+    value = settings.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"observer {name}: settings.{key} must be true or false, not {value!r}")
+    return value
+
+
+def _readable(settings: dict, key: str, name: str) -> str:
+    """The path in `settings.key`, checked now so that a missing certificate stops the
+    collector at start with the key named, not at the first TLS handshake."""
+    path = str(settings[key])
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"observer {name}: settings.{key} {path!r} cannot be read: "
+                         f"{exc.strerror or exc}") from None
+    return path
+
+
+def _openssl_reason(exc: SSL.Error) -> str:
+    reasons = [str(part[-1]) for part in (exc.args[0] if exc.args else [])
+               if isinstance(part, tuple) and part]
+    return "; ".join(reasons) or str(exc)
+
+
+def _server_tls_context(settings: dict, name: str) -> SSL.Context:
+    """The TLS context of an FTPS server source: `certfile` (PEM: the certificate, then any
+    intermediate certificates) and `keyfile` (PEM private key; default: in `certfile`)."""
+    if settings.get("certfile") in (None, ""):
+        raise ValueError(f"observer {name}: settings.tls needs settings.certfile "
+                         "(the server's certificate, PEM)")
+    certfile = _readable(settings, "certfile", name)
+    key = "keyfile" if settings.get("keyfile") else "certfile"
+    keyfile = _readable(settings, key, name)
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    context.set_options(TLS_FTPHandler.ssl_options)  # no SSLv2/v3, no compression
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    try:
+        context.use_certificate_chain_file(certfile)
+    except SSL.Error as exc:
+        raise ValueError(f"observer {name}: settings.certfile {certfile!r} holds no PEM "
+                         f"certificate: {_openssl_reason(exc)}") from None
+    try:
+        context.use_privatekey_file(keyfile)
+        context.check_privatekey()
+    except SSL.Error as exc:
+        raise ValueError(f"observer {name}: settings.{key} {keyfile!r} holds no PEM private key "
+                         f"of the certificate in settings.certfile: {_openssl_reason(exc)}") from None
+    return context
 
 
 def _data_dir(settings: dict) -> Path:
@@ -117,6 +174,12 @@ class _LimitedDTPHandler(DTPHandler):
     handle_read_event = handle_read
 
 
+def _upload_commands(commands: dict) -> dict:
+    # STOU makes up a name after the upload has begun, so it could not be kept out of the
+    # sweep while it is written; nobody needs it to push CDR files.
+    return {cmd: spec for cmd, spec in commands.items() if cmd != "STOU"}
+
+
 class _UploadHandler(FTPHandler):
     """One FTP session of the uploading PBX. `FtpServerSource` makes a subclass per source
     holding its authorizer and limits, since pyftpdlib configures handlers through class
@@ -124,9 +187,7 @@ class _UploadHandler(FTPHandler):
 
     source: "FtpServerSource"
     dtp_handler = _LimitedDTPHandler
-    # STOU makes up a name after the upload has begun, so it could not be kept out of the
-    # sweep while it is written; nobody needs it to push CDR files.
-    proto_cmds = {cmd: spec for cmd, spec in FTPHandler.proto_cmds.items() if cmd != "STOU"}
+    proto_cmds = _upload_commands(FTPHandler.proto_cmds)
 
     def __init__(self, *args, **kwargs):
         self.uploads: set[str] = set()
@@ -215,6 +276,25 @@ class _UploadHandler(FTPHandler):
             os.remove(file)
 
 
+# FTPS: pyftpdlib's TLS classes combined with the upload rules above, not a copy of them.
+# The TLS classes come first in each: their handle_read_event/handle_write_event run the
+# TLS handshake and shutdown, then hand over through super() to the upload rules (the size
+# limit's handle_read, ftp_STOR, on_file_received, ...), which stay in one place.
+
+
+class _TlsLimitedDTPHandler(TLS_DTPHandler, _LimitedDTPHandler):
+    """A data connection under PROT P, with the per-file size limit."""
+
+
+class _TlsUploadHandler(TLS_FTPHandler, _UploadHandler):
+    """One FTPS session of the uploading PBX: AUTH TLS, PBSZ and PROT added to
+    `_UploadHandler`. Whether TLS is required before login and for data connections is
+    set per source (`tls_control_required`, `tls_data_required`)."""
+
+    dtp_handler = _TlsLimitedDTPHandler
+    proto_cmds = _upload_commands(TLS_FTPHandler.proto_cmds)
+
+
 class FtpServerSource:
     """R2.2: an FTP server the PBX uploads CDR files to (CUCM's "application billing server").
 
@@ -223,6 +303,15 @@ class FtpServerSource:
     `<data dir>/ftp/<profile>`), `max_file_bytes` (512 MiB), `max_login_attempts` (3 per
     connection, then disconnected), `auth_failed_delay` (3 s before each "530" answer, which
     slows password guessing), `sweep_interval` (5 s), `banner`, `data_dir`.
+
+    FTPS: `tls` (false) turns on explicit TLS ("AUTH TLS", RFC 4217) with the certificate in
+    `certfile` and its private key in `keyfile` (PEM files; the key may also be in
+    `certfile`); a missing, unreadable or mismatched file stops the source at construction
+    with a ValueError naming the key. `tls_required` (true when `tls` is on) refuses USER
+    and PASS before AUTH TLS and data connections before "PROT P", so that neither the
+    password nor a CDR file crosses the network in clear; false also lets plain FTP
+    clients in. TLS 1.2 is the oldest version accepted. Everything else below holds over
+    TLS as it does over plain FTP.
 
     The user is locked into the home with the permissions `PERMISSIONS` = "elwdf": change
     directory, list, store, delete and rename — enough for CUCM, which lists, uploads and
@@ -273,6 +362,9 @@ class FtpServerSource:
         self.auth_failed_delay = float(settings.get("auth_failed_delay", 3))
         self.sweep_interval = float(settings.get("sweep_interval", 5))
         self.banner = str(settings.get("banner") or "Tariscope FTP server ready.")
+        self.tls = _flag(settings, "tls", False, name)
+        self.tls_required = _flag(settings, "tls_required", True, name)
+        self._tls_context = _server_tls_context(settings, name) if self.tls else None
         self.ready = threading.Event()
         self.address: tuple[str, int] | None = None
         # Paths being uploaded right now, which the sweep must leave alone. Only the
@@ -302,7 +394,8 @@ class FtpServerSource:
             server = FTPServer((self.host, self.port), self._handler_class(), ioloop=ioloop)
             self.address = server.address
             self.ready.set()
-            self.log.info("FTP server listening on %s:%s, files go to %s", *self.address, self.home)
+            self.log.info("FTP%s server listening on %s:%s, files go to %s",
+                          "S" if self.tls else "", *self.address, self.home)
             next_sweep = 0.0
             wait = self.POLL_SECONDS
             while not stop.is_set():
@@ -329,9 +422,13 @@ class FtpServerSource:
         for sub in (DONE, FAILED):
             authorizer.override_perm(self.user, str(self.home / sub), "", recursive=True)
 
-        class Handler(_UploadHandler):
+        class Handler(_TlsUploadHandler if self.tls else _UploadHandler):
             pass
 
+        if self.tls:
+            Handler.ssl_context = self._tls_context
+            Handler.tls_control_required = self.tls_required
+            Handler.tls_data_required = self.tls_required
         Handler.source = self
         Handler.authorizer = authorizer
         Handler.banner = self.banner
@@ -417,6 +514,10 @@ class _TooBig(Exception):
     pass
 
 
+class UntrustedCertificate(ConnectionError):
+    """The FTPS server's certificate failed verification (`tls_verify`)."""
+
+
 Signature = tuple[int | None, str | None]  # (size, modification time) as the server lists it
 
 
@@ -426,8 +527,15 @@ class FtpClientSource:
     Settings: `host`, `user`, `password` (required); `port` (21), `remote_path` ("/"),
     `after` ("delete", or "rename": `name` becomes `name.done`), `pattern` (shell glob,
     case-sensitive, "*"), `interval` (60 s), `passive` (true), `timeout` (30 s),
-    `tls` (false: FTPS with explicit AUTH TLS and a protected data channel when true),
     `max_file_bytes` (512 MiB), `state_dir` (default the data dir), `data_dir`.
+
+    FTPS: `tls` (false) logs in over explicit TLS ("AUTH TLS", RFC 4217) and protects the
+    data connections ("PROT P"), so listings and downloads are encrypted too. `tls_verify`
+    (true) checks the server's certificate and that it names `host` (a DNS name, or an IP
+    address in the certificate's subjectAltName); `cafile` (a PEM bundle) is then trusted
+    instead of the system's certificate authorities — for a PBX with a self-signed
+    certificate, that certificate itself. A certificate that fails the check ends the
+    poll with an error saying so, before the password is sent; nothing is downloaded.
 
     Each poll connects, lists `remote_path` (MLSD; NLST with SIZE and MDTM when the server
     has no MLSD), skips hidden names, names ending in ".done" and names not matching
@@ -465,12 +573,16 @@ class FtpClientSource:
         self.interval = float(settings.get("interval", 60))
         self.passive = bool(settings.get("passive", True))
         self.timeout = float(settings.get("timeout", 30))
-        self.tls = bool(settings.get("tls", False))
+        self.tls = _flag(settings, "tls", False, name)
+        self.tls_verify = _flag(settings, "tls_verify", True, name)
+        self.cafile = (_readable(settings, "cafile", name)
+                       if self.tls and self.tls_verify and settings.get("cafile") else None)
         self.max_file_bytes = int(settings.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
         state_dir = Path(settings.get("state_dir") or _data_dir(settings))
         self.state_path = state_dir / f"{_folder_name(name)}.ftpstate.json"
         self.ready = threading.Event()
         self.peer = f"{self.host}:{self.port}"
+        self._tls_context = self._client_tls_context() if self.tls else None
         self._connected = False
         self._seen: dict[str, Signature] = {}
         self._too_big: dict[str, Signature] = {}
@@ -649,15 +761,38 @@ class FtpClientSource:
 
     # -- connection
 
+    def _client_tls_context(self) -> ssl.SSLContext:
+        if not self.tls_verify:
+            self.log.warning("FTPS to %s without checking its certificate (tls_verify is "
+                             "false): the connection is encrypted but the server unproven",
+                             self.peer)
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        try:
+            return ssl.create_default_context(cafile=self.cafile)
+        except ssl.SSLError as exc:
+            raise ValueError(f"observer {self.name}: settings.cafile {self.cafile!r} holds no "
+                             f"PEM certificate: {exc.reason or exc}") from None
+
     def _connect(self) -> ftplib.FTP:
         # Plain FTP is what many PBXs offer (R2.2); `tls` switches to FTPS where they can.
-        ftp_class = ftplib.FTP_TLS if self.tls else ftplib.FTP
-        ftp = ftp_class(timeout=self.timeout)
+        if self.tls:
+            ftp = ftplib.FTP_TLS(context=self._tls_context, timeout=self.timeout)  # noqa: S321 -- FTPS
+        else:
+            ftp = ftplib.FTP(timeout=self.timeout)  # noqa: S321 -- what the PBX offers
         try:
             ftp.connect(self.host, self.port)
-            ftp.login(self.user, self.password)  # FTP_TLS sends AUTH TLS first
+            try:
+                ftp.login(self.user, self.password)  # FTP_TLS sends AUTH TLS first
+            except ssl.SSLCertVerificationError as exc:
+                raise UntrustedCertificate(
+                    f"the TLS certificate of {self.peer} is not trusted ({exc.verify_message}); "
+                    "set cafile to the server's certificate or its CA's, or tls_verify to "
+                    "false") from None
             if self.tls:
-                ftp.prot_p()
+                ftp.prot_p()  # listings and downloads encrypted too
             ftp.set_pasv(self.passive)
             ftp.cwd(self.remote_path)
         except BaseException:
