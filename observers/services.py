@@ -3,9 +3,10 @@ import hashlib
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from logging.handlers import WatchedFileHandler
 
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.utils import timezone
 from billing.services import calls_store
 from observers.archive import ArchiveChunk, archive_chunk_append, archive_files, read_in_chunks
 from observers.models import LogLevel, ObserverProfile, ObserverState, RejectedRecord, RemoteBatch
-from observers.parsers import parser_for
+from observers.parsers import line_by_line, parser_for
 from observers.parsers.base import Reject
 
 # R2.1 log levels mapped onto Python's: Status shows only start/stop and totals.
@@ -63,13 +64,21 @@ def profile_archive(*, profile: ObserverProfile, data: bytes) -> ArchiveChunk:
                                 period=profile.archive_period, data=data)
 
 
-def chunk_process(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> IngestSummary:
-    """R2.7, R3, R4: parse archived bytes; store their calls and rejects. Safe to repeat."""
+def chunk_process(*, profile: ObserverProfile, data: bytes, source_name: str = "",
+                  lines_before: int = 0) -> IngestSummary:
+    """R2.7, R3, R4: parse archived bytes; store their calls and rejects. Safe to repeat.
+    `lines_before`: the lines of the same file before `data` (a piece of a large delivery),
+    so that rejects carry their line numbers in the file."""
     log = profile_logger(profile)
     parse = parser_for(profile.device.type)
     records, rejects = [], []
     for item in parse(data, profile.settings.get("parser") or {}):
-        (rejects if isinstance(item, Reject) else records).append(item)
+        if isinstance(item, Reject):
+            if lines_before and item.line_number is not None:
+                item = replace(item, line_number=item.line_number + lines_before)
+            rejects.append(item)
+        else:
+            records.append(item)
     for reject in rejects:
         log.warning("%s line %s rejected: %s", source_name, reject.line_number, reject.reason)
     with transaction.atomic():
@@ -112,14 +121,60 @@ def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = 
     return chunk_process(profile=profile, data=data, source_name=source_name)
 
 
-def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = ""):
+def delivery_pieces(data: bytes, size: int) -> list[tuple[int, int, int]]:
+    """(offset, length, lines before) of the pieces of `data` of about `size` bytes each,
+    every piece but the last ending with a newline."""
+    pieces, start, lines, end_of_data = [], 0, 0, len(data)
+    while start < end_of_data:
+        end = start + max(size, 1)
+        if end >= end_of_data:
+            end = end_of_data
+        else:
+            newline = data.find(b"\n", end - 1)
+            end = end_of_data if newline < 0 else newline + 1
+        pieces.append((start, end - start, lines))
+        lines += data.count(b"\n", start, end)
+        start = end
+    return pieces
+
+
+class Delivery:
+    """The processing tasks of one delivery (Celery results, or eager ones in-process): one,
+    or one per piece of a large file of a line-by-line format."""
+
+    def __init__(self, results: list):
+        self.results = results
+
+    def ready(self) -> bool:
+        return all(result.ready() for result in self.results)
+
+    def successful(self) -> bool:
+        return all(result.successful() for result in self.results)
+
+    def get(self, timeout: float | None = None) -> dict:
+        """The summary of the whole delivery (IngestSummary.as_dict), once every piece is done."""
+        total = IngestSummary()
+        for result in self.results:
+            total.add(IngestSummary(**result.get(timeout=timeout)))
+        return total.as_dict()
+
+
+def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> Delivery:
     """Archive `data`, then hand it to the processing task: a Celery worker when a broker
-    is configured, this process otherwise (the embedded default)."""
+    is configured, this process otherwise (the embedded default). A large delivery of a
+    format with one record per line goes as several tasks, cut at line ends, which
+    several workers process side by side (R12.1)."""
     from observers.tasks import process_chunk
 
     chunk = profile_archive(profile=profile, data=data)
-    return process_chunk.delay(profile.pk, str(chunk.path), chunk.offset, chunk.length,
-                               source_name)
+    if line_by_line(profile.device.type):
+        pieces = delivery_pieces(data, settings.TARISCOPE_TASK_BYTES)
+    else:
+        pieces = [(0, chunk.length, 0)]
+    return Delivery([
+        process_chunk.delay(profile.pk, str(chunk.path), chunk.offset + offset, length,
+                            source_name, lines_before)
+        for offset, length, lines_before in pieces])
 
 
 def profile_reprocess(*, profile: ObserverProfile, date_from, date_to) -> IngestSummary:
@@ -154,8 +209,8 @@ def remote_batch_receive(*, profile: ObserverProfile, batch_id: str, data: bytes
         return False, known.summary
     outcome = profile_deliver(profile=profile, data=data, source_name=source_name)
     summary = {"bytes": len(data)}
-    if outcome is not None and outcome.ready() and outcome.successful():
-        summary.update(outcome.result)  # processed in-process (no broker)
+    if outcome.ready() and outcome.successful():
+        summary.update(outcome.get())  # processed in-process (no broker)
     try:
         with transaction.atomic():
             RemoteBatch.objects.create(profile=profile, batch_id=batch_id, size=len(data),

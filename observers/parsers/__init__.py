@@ -16,6 +16,9 @@ PARSERS = {
     "generic": generic.parse,
     "radius": radius.parse,
 }
+# Formats with one record per line and nothing that later lines depend on (no header that
+# names the columns): a large delivery of theirs can be cut at any line end.
+_LINE_BY_LINE = frozenset({"3cx", "asterisk", "freeswitch"})
 # Parsers whose options can be wrong; each returns a list of messages naming the bad key.
 _OPTION_CHECKS = {
     "3cx": threecx.validate_options,
@@ -31,6 +34,11 @@ def parser_for(device_type: str):
         raise LookupError(
             f"no CDR parser for device type {device_type!r} yet; available: {sorted(PARSERS)}"
         ) from None
+
+
+def line_by_line(device_type: str) -> bool:
+    """Whether records of this device type can be parsed a piece of a file at a time."""
+    return device_type in _LINE_BY_LINE
 
 
 def parser_options_problems(device_type: str, options) -> list[str]:

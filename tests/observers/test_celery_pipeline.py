@@ -39,3 +39,30 @@ def test_delivery_is_processed_by_a_worker_through_the_broker(redis_worker):
     again = profile_deliver(profile=profile, data=LINE.encode(), source_name="cdr.log")
     assert again.get(timeout=30)["duplicates"] == 1
     assert Call.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_delivery_goes_to_the_workers_as_pieces(redis_worker, settings):
+    # given pieces of about 1 kB (a line is some 230 bytes) and 40 outgoing calls, the 23rd line
+    # of which is broken
+    settings.TARISCOPE_TASK_BYTES = 1000
+    profile = ObserverProfileFactory()
+    device = profile.device
+    priced_code(operator=device.default_operator, plan=device.default_plan, code="38050",
+                price="1.20", call_type=6)
+    lines = [LINE.replace("Call 9001,abc_1", f"Call {n},abc_{n}") for n in range(40)]
+    lines[22] = "Call 22,abc_22,not a 3CX line\n"
+    data = "".join(lines).encode()
+    # when the collector delivers it: the archive holds it once, the workers get pieces
+    delivery = profile_deliver(profile=profile, data=data, source_name="big.log")
+    assert len(delivery.results) >= 8
+    # then the whole delivery's summary adds up the pieces
+    assert delivery.get(timeout=60) == {"received": 40, "calls": 39, "duplicates": 0,
+                                        "rejected": 1}
+    assert Call.objects.count() == 39
+    # and the broken line is rejected with its line number in the file, not in its piece
+    reject = profile.rejects.get()
+    assert (reject.line_number, reject.source_name) == (23, "big.log")
+    # and a repeat of the delivery stores nothing twice
+    assert profile_deliver(profile=profile, data=data, source_name="big.log").get(
+        timeout=60)["duplicates"] == 39
