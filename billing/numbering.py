@@ -5,6 +5,7 @@ Pure: plain values in, plain values out; no database access.
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tariffs.models import CallType, Direction
 
@@ -43,12 +44,16 @@ class DialPlan:
             auth_code_length=device.auth_code_length,
         )
 
+    @cached_property
+    def _extension_re(self) -> re.Pattern:
+        return re.compile(self.extension_pattern)
+
     def is_extension(self, number: str) -> bool:
         """True when `number` is one of the device's internal numbers."""
         if not number:
             return False
         if self.extension_pattern:
-            return re.fullmatch(self.extension_pattern, number) is not None
+            return self._extension_re.fullmatch(number) is not None
         if self.extension_length:
             return number.isdigit() and len(number) == self.extension_length
         return False
@@ -99,7 +104,7 @@ def parse_number(dialled: str, plan: DialPlan,
     everything else is external.
     """
     raw = (dialled or "").strip()
-    number = digits_of(raw)
+    number = raw if raw.isdigit() and raw.isascii() else digits_of(raw)
     if not number:
         return "", Kind.EXTERNAL
     if raw.startswith("+"):

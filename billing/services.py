@@ -45,12 +45,33 @@ class CallBuilder:
         self.routes = {r.name: r for r in device.routes.select_related("operator")}
         self.holidays = HolidayCalendar(device.node)
         self._plans: dict[int, TariffPlan] = {}
+        # Per batch: the indexes in use and which local days are holidays.
+        self._indexes: dict[tuple[int, int], TariffIndex] = {}
+        self._holiday: dict = {}
+        # The device's own values, read once rather than through the model per call.
+        self._device_id = device.pk
+        self._default_plan_id = device.default_plan_id
+        self._default_operator = device.default_operator
+        self._default_operator_id = device.default_operator_id
+        # route name -> (route id, its operator, the operator's id)
+        self._route_ids = {name: (route.pk, route.operator, route.operator_id)
+                           for name, route in self.routes.items()}
 
     def _index(self, operator: Operator, plan_id: int) -> TariffIndex:
-        plan = self._plans.get(plan_id)
-        if plan is None:
-            plan = self._plans[plan_id] = TariffPlan.objects.get(pk=plan_id)
-        return tariff_index_get(operator=operator, plan=plan)
+        key = (operator.pk, plan_id)
+        index = self._indexes.get(key)
+        if index is None:
+            plan = self._plans.get(plan_id)
+            if plan is None:
+                plan = self._plans[plan_id] = TariffPlan.objects.get(pk=plan_id)
+            index = self._indexes[key] = tariff_index_get(operator=operator, plan=plan)
+        return index
+
+    def _is_holiday(self, day) -> bool:
+        holiday = self._holiday.get(day)
+        if holiday is None:
+            holiday = self._holiday[day] = self.holidays.is_holiday(day)
+        return holiday
 
     def build(self, record: CallRecord) -> Call:
         call, _ = self.build_explained(record)
@@ -80,9 +101,12 @@ class CallBuilder:
         day = local_start.date()
         holder = self.numbers.holder(record.extension, day)
         subscriber_id, plan_id = holder if holder else (None, None)
-        plan_id = plan_id or self.device.default_plan_id
+        plan_id = plan_id or self._default_plan_id
         route = self.routes.get(record.trunk) if record.trunk else None
-        operator = route.operator if route else self.device.default_operator
+        if route is not None:
+            route_id, operator, operator_id = self._route_ids[route.name]
+        else:
+            route_id, operator, operator_id = None, self._default_operator, self._default_operator_id
         auth_code = ""
         dialled = record.dialled
         if record.direction == Direction.OUTGOING:
@@ -90,12 +114,12 @@ class CallBuilder:
         normalized, kind = parse_number(dialled, self.dial_plan, self.numbers.dns)
         answered = record.answered if record.answered is not None else record.duration > 0
         v = {
-            "device_id": self.device.pk, "source_key": record.source_key,
+            "device_id": self._device_id, "source_key": record.source_key,
             "start": local_start.astimezone(UTC), "duration": record.duration,
             "answered": answered, "direction": record.direction, "extension": record.extension,
             "subscriber_id": subscriber_id, "dialled": record.dialled, "normalized": normalized,
-            "auth_code": auth_code, "route_id": route.pk if route else None,
-            "trunk": record.trunk, "operator_id": operator.pk if operator else None,
+            "auth_code": auth_code, "route_id": route_id,
+            "trunk": record.trunk, "operator_id": operator_id,
             "plan_id": plan_id,
         }
         decision = None
@@ -117,7 +141,7 @@ class CallBuilder:
                                 else Direction.OUTGOING)
             decision = rate(self._index(operator, plan_id), number=normalized,
                             at=local_start.replace(tzinfo=None), direction=tariff_direction,
-                            duration=record.duration, holiday=self.holidays.is_holiday(day),
+                            duration=record.duration, holiday=self._is_holiday(day),
                             answered=answered)
             v["rating_note"] = decision.rule[:300]
             if decision.entry is not None:
@@ -150,10 +174,10 @@ def _new_call(values: dict, related: dict) -> Call:
     if _call_defaults is None:
         _call_defaults = {f.attname: f.get_default() for f in Call._meta.concrete_fields}
     call = Call.__new__(Call)
-    call._state = ModelState()
+    state = call._state = ModelState()
+    state.fields_cache = related  # (what the descriptor would create empty, then fill)
     call.__dict__.update(_call_defaults)
     call.__dict__.update(values)
-    call._state.fields_cache.update(related)
     return call
 
 

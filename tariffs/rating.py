@@ -196,8 +196,7 @@ class Decision:
         entry = self.entry
         if entry is None or self.cost is None:
             return self.reason
-        parts = [f"code {entry.code} ({entry.code_name or entry.tariff_name}), "
-                 f"tariff {entry.tariff_name}"]
+        parts = [_label(entry)]
         if self.band is not None and self.band.holidays:
             parts.append(f"holiday band {self.band.name}")
         elif self.band is not None:
@@ -208,19 +207,57 @@ class Decision:
         if entry.free_seconds and self.duration <= entry.free_seconds:
             parts.append(f"{self.duration}s is within the {entry.free_seconds}s free time: no charge")
             return "; ".join(parts)
-        rounding = ("whole minutes" if (entry.first_interval, entry.next_interval) == (60, 60)
-                    else "per second" if (entry.first_interval, entry.next_interval) == (1, 1)
-                    else "increments")
-        billed = f"{self.duration}s billed as {self.billable_seconds}s " \
-                 f"({rounding} {entry.first_interval}/{entry.next_interval}"
+        billed = f"{self.duration}s billed as {self.billable_seconds}s ({_rounding(entry)}"
         if entry.min_seconds and self.billable_seconds == entry.min_seconds and self.duration:
             billed += f", minimum {entry.min_seconds}s"
-        billed += f") at {self.price.normalize():f} {self.currency}/min"
+        billed += f") at {_plain(self.price)} {self.currency}/min"
         parts.append(billed)
         if self.fee:
             parts.append(f"connection fee {self.fee.normalize():f}")
         parts.append(f"= {self.cost:f} {self.currency} (rounded half up)")
         return "; ".join(parts)
+
+
+# Texts of the rule that depend only on the tariff, worked out once per entry and price
+# (a rule is written for every call stored). Keyed by id() and checked by identity, as an
+# entry is not cheap to hash; emptied when it grows past a bound, as indexes are rebuilt.
+_TEXTS: dict[int, tuple[RateEntry, str, str]] = {}
+_PLAIN: dict[Decimal, str] = {}
+_TEXTS_BOUND = 200_000
+
+
+def _texts(entry: RateEntry) -> tuple[RateEntry, str, str]:
+    texts = _TEXTS.get(id(entry))
+    if texts is None or texts[0] is not entry:
+        intervals = (entry.first_interval, entry.next_interval)
+        rounding = ("whole minutes" if intervals == (60, 60) else
+                    "per second" if intervals == (1, 1) else "increments")
+        if len(_TEXTS) >= _TEXTS_BOUND:
+            _TEXTS.clear()
+        texts = _TEXTS[id(entry)] = (
+            entry,
+            f"code {entry.code} ({entry.code_name or entry.tariff_name}), "
+            f"tariff {entry.tariff_name}",
+            f"{rounding} {entry.first_interval}/{entry.next_interval}")
+    return texts
+
+
+def _label(entry: RateEntry) -> str:
+    return _texts(entry)[1]
+
+
+def _rounding(entry: RateEntry) -> str:
+    return _texts(entry)[2]
+
+
+def _plain(amount: Decimal) -> str:
+    """A price as people write it: 0.5, not 0.5000 (Decimal.normalize, never in E notation)."""
+    text = _PLAIN.get(amount)
+    if text is None:
+        if len(_PLAIN) >= _TEXTS_BOUND:
+            _PLAIN.clear()
+        text = _PLAIN[amount] = f"{amount.normalize():f}"
+    return text
 
 
 def rate(index: TariffIndex, *, number: str, at: date | datetime, direction: int, duration: int,

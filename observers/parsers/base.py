@@ -1,6 +1,7 @@
 """What every parser returns: call records, or rejects with a reason (R2.7). Pure."""
 import csv
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -54,24 +55,40 @@ MAX_DURATION = 24 * 3600
 EARLIEST = datetime(1990, 1, 1)
 
 
+# A day of slack for "in the future": the CDR's zone may be ahead of this server's.
+_SLACK = timedelta(days=1)
+_latest = [0.0, EARLIEST]  # (time.time(), local now + slack) at the last look at the clock
+
+
+def _latest_local() -> datetime:
+    """The local time a day from now, worked out again only when the clock has moved by a
+    second or more, either way (a CDR file has many records; a second of slack more or less
+    changes nothing)."""
+    now = time.time()
+    if abs(now - _latest[0]) >= 1.0:
+        _latest[:] = [now, datetime.now() + _SLACK]
+    return _latest[1]
+
+
 def check_record(record: CallRecord, *, now: datetime | None = None) -> CallRecord:
     """Refuse what a parser produced but the call table cannot hold or should not believe."""
-    for name, limit in (("extension", MAX_NUMBER), ("dialled", MAX_NUMBER),
-                        ("trunk", MAX_TRUNK), ("origin_trunk", MAX_TRUNK),
-                        ("source_key", MAX_SOURCE_KEY)):
-        value = getattr(record, name)
-        if len(value) > limit:
-            raise ParseError(f"{name} is {len(value)} characters long, more than {limit}")
+    if (len(record.extension) > MAX_NUMBER or len(record.dialled) > MAX_NUMBER
+            or len(record.trunk) > MAX_TRUNK or len(record.origin_trunk) > MAX_TRUNK
+            or len(record.source_key) > MAX_SOURCE_KEY):  # the rare case: say which
+        for name, limit in (("extension", MAX_NUMBER), ("dialled", MAX_NUMBER),
+                            ("trunk", MAX_TRUNK), ("origin_trunk", MAX_TRUNK),
+                            ("source_key", MAX_SOURCE_KEY)):
+            value = getattr(record, name)
+            if len(value) > limit:
+                raise ParseError(f"{name} is {len(value)} characters long, more than {limit}")
     if not 0 <= record.duration <= MAX_DURATION:
         raise ParseError(f"duration {record.duration} s is out of range")
     start = record.start
     if start.tzinfo is not None:  # e.g. CUCM's epoch seconds, UTC
         start = start.astimezone(UTC).replace(tzinfo=None)
-        current = now or datetime.now(UTC).replace(tzinfo=None)
+        latest = (now or datetime.now(UTC).replace(tzinfo=None)) + _SLACK
     else:
-        current = now or datetime.now()
-    # A day of slack: the CDR's zone may be ahead of this server's.
-    latest = current + timedelta(days=1)
+        latest = (now + _SLACK) if now else _latest_local()
     if start < EARLIEST or start > latest:
         raise ParseError(f"start {start:%Y-%m-%d %H:%M:%S} is before 1990 or in the future")
     return record

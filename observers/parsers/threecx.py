@@ -165,8 +165,7 @@ def _time(value: str, name: str) -> datetime | None:
     if _V18_TIME.fullmatch(value):
         # 3CX's own `YYYY/MM/DD hh:mm:ss`, read without strptime (ten times faster).
         try:
-            return datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]),
-                            int(value[11:13]), int(value[14:16]), int(value[17:19]))
+            return datetime.fromisoformat(value.replace("/", "-"))
         except ValueError:
             pass  # e.g. 2024/13/45: strptime below gives the reason
     for fmt in _TIME_FORMATS:
@@ -241,8 +240,10 @@ def _row_record(row: list[str], layout: FieldLayout) -> CallRecord | None:
     elif len(row) != len(FIELDS_V20):
         raise ParseError(f"expected {len(FIELDS_V20)} fields (the 3CX v20 default set), found "
                          f"{len(row)}; name the configured order in the parser option 'fields'")
-    f = dict.fromkeys(FIELD_SETS[layout.family], "")
-    f.update(zip(layout.names, (v.strip() for v in row), strict=False))
+    f = dict(zip(layout.names, map(str.strip, row), strict=False))
+    if layout.configured or len(row) < len(layout.names):
+        for name in FIELD_SETS[layout.family]:  # the fields the line does not have: empty
+            f.setdefault(name, "")
     return _record_v18(f) if layout.family == "v18" else _record_v20(f)
 
 
@@ -406,10 +407,13 @@ def parse(data: bytes, options: Mapping | None = None):
 def _parse(data: bytes, layout: FieldLayout | None):
     for number, text in split_lines(data):
         try:
-            rows = list(csv.reader([text], strict=True))
-            if len(rows) != 1:
-                raise ParseError("not one CSV record")
-            row = rows[0]
+            if '"' in text or "\r" in text or "\0" in text:
+                rows = list(csv.reader([text], strict=True))
+                if len(rows) != 1:
+                    raise ParseError("not one CSV record")
+                row = rows[0]
+            else:  # no quoting: the csv module would only split at the commas
+                row = text.split(",")
             if _is_header(row):
                 continue
             record = _row_record(row, layout or _line_layout(row))
