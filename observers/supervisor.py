@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from observers.models import ObserverProfile
 from observers.runner import run_profile
@@ -50,6 +50,10 @@ class Supervisor:
                 failures, _ = self._failed.get(name, (0, 0.0))
                 # 5 s, 10 s, 20 s ... up to 5 minutes between restarts.
                 self._failed[name] = (failures + 1, time.monotonic() + min(300, 5 * 2 ** failures))
+            finally:
+                # The thread's own database connection ends with it (Django keeps one per
+                # thread; left open, every restart would leave one behind on the server).
+                connections.close_all()
 
         thread = threading.Thread(target=target, name=f"observer-{name}", daemon=True)
         self.running[name] = _Running(thread, stop, _signature(profile))
