@@ -244,7 +244,10 @@ class PhoneNumber(models.Model):
 class Call(models.Model):
     """R3.2: one telephone call, normalised, classified and rated."""
 
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="calls")
+    # No index of their own for device and subscriber: every index costs each stored call,
+    # and (device, start), (device, source_key) and (subscriber, start) begin with them.
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="calls",
+                               db_index=False)
     # Stable identity of the record at its source: re-delivery must not double a call (R2.4).
     source_key = models.CharField(max_length=200)
     start = models.DateTimeField(help_text="UTC.")
@@ -254,7 +257,8 @@ class Call(models.Model):
     call_type = models.IntegerField(choices=CallType.choices, default=CallType.UNKNOWN)
     extension = models.CharField(max_length=64, blank=True, help_text="The originator's number.")
     subscriber = models.ForeignKey(
-        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls",
+        db_index=False,
     )
     dialled = models.CharField(max_length=64, blank=True, help_text="As the PBX recorded it.")
     normalized = models.CharField(max_length=64, blank=True)
