@@ -8,6 +8,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import NamedTuple
 
 FIELDS = ("code", "name", "rate", "tariff", "calltype", "category", "valid_from", "valid_to",
           "direction", "tariff_valid_from")
@@ -48,10 +49,11 @@ class ImportOptions:
     today: datetime.date = field(default_factory=datetime.date.today)
 
 
-@dataclass(frozen=True)
-class CodeRow:
+class CodeRow(NamedTuple):
     """One code of one row, validated. Several codes of one cell give several CodeRows
-    with the same row number."""
+    with the same row number. A NamedTuple rather than a frozen dataclass: a deck makes
+    hundreds of thousands of them and a tuple is built several times faster (the speed
+    goal of the import, docs/benchmarks.md); it is as immutable."""
 
     row: int
     code: str
@@ -288,70 +290,166 @@ def rows_map(rows: list[list], *, mapping: dict[str, str], options: ImportOption
     start = 1 if options.has_header else 0
     mapped: list[CodeRow] = []
     rejected: list[dict] = []
-    seen: dict[tuple[str, int], int] = {}
-    get = _getter(columns)
+    # Per direction (0 out, 1 in): code -> the row that had it first.
+    seen: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    row_map = _RowMapper(columns, options)
     for index in range(start, len(rows)):
-        cells = rows[index]
         number = index + 1
-        if not any(_text(c) for c in cells):
-            continue
         try:
-            row_codes = _row_map(cells, number, get, options)
+            row_codes = row_map(rows[index], number)
         except RowError as exc:
             rejected.append({"row": number, "reason": str(exc)})
             continue
-        earlier = next(((r.code, seen[(r.code, r.direction)]) for r in row_codes
-                        if (r.code, r.direction) in seen), None)
+        if row_codes is None:  # an empty row
+            continue
+        first = row_codes[0]
+        codes_seen = seen[first.direction]
+        if len(row_codes) == 1:
+            earlier = codes_seen.get(first.code)
+            if earlier is not None:
+                rejected.append({"row": number,
+                                 "reason": f"code {first.code} is already in row {earlier}"})
+                continue
+            codes_seen[first.code] = number
+            mapped.append(first)
+            continue
+        earlier = next(((r.code, codes_seen[r.code]) for r in row_codes if r.code in codes_seen),
+                       None)
         if earlier is not None:
             rejected.append({"row": number,
                              "reason": f"code {earlier[0]} is already in row {earlier[1]}"})
             continue
         inside = {}
         for r in row_codes:
-            if (r.code, r.direction) in inside:
+            if r.code in inside:
                 break
-            inside[(r.code, r.direction)] = number
+            inside[r.code] = number
         else:
-            seen.update(inside)
+            codes_seen.update(inside)
             mapped.extend(row_codes)
             continue
         rejected.append({"row": number, "reason": f"code {r.code} is twice in this row"})
     return Mapped(rows=mapped, rejected=rejected)
 
 
-def _getter(columns: dict[str, int]):
-    def get(cells: list, key: str):
-        index = columns.get(key)
-        if index is None or index >= len(cells):
-            return None
-        return cells[index]
-    return get
+# Cells whose parsed value depends on the value alone, so that it is parsed once per distinct
+# value (a deck repeats its rates, call types and dates on thousands of rows). Not bool:
+# True == 1 would share 1's entry although it parses differently.
+_CACHED = (str, float, int)
+_NOTHING = object()
 
 
-def _row_map(cells, number, get, options: ImportOptions) -> list[CodeRow]:
-    codes = parse_codes(get(cells, "code"))
-    name = _limited(_text(get(cells, "name")), MAX_NAME_LENGTH, "the name")
-    tariff = _limited(_text(get(cells, "tariff")) or name, MAX_NAME_LENGTH, "the tariff name")
-    if not tariff:
+class _RowMapper:
+    """One import's mapping of a row to its CodeRows (or None for an empty row; RowError
+    for a bad one). The checks, their order and their messages are those of the parse_*
+    functions above; what is done once here rather than per row is the column lookup, and
+    the parsing of a rate, call type, direction or date already seen in an earlier row."""
+
+    def __init__(self, columns: dict[str, int], options: ImportOptions):
+        self.options = options
+        self.width = max(columns.values()) + 1
+        self.code = columns["code"]
+        self.name, self.tariff, self.rate = (columns.get(k) for k in ("name", "tariff", "rate"))
+        self.call_type, self.category = columns.get("calltype"), columns.get("category")
+        self.valid_from, self.valid_to = columns.get("valid_from"), columns.get("valid_to")
+        self.direction = columns.get("direction")
+        self.tariff_valid_from = columns.get("tariff_valid_from")
+        self.rates: dict = {}
+        self.call_types: dict = {}
+        self.directions: dict = {}
+        self.dates: dict = {}
+
+    def __call__(self, cells: list, number: int) -> list[CodeRow] | None:
+        options = self.options
+        if len(cells) < self.width:  # a short line of a CSV file: the missing cells are empty
+            cells = list(cells) + [None] * (self.width - len(cells))
+        value = cells[self.code]
+        if (type(value) is str and value.isdigit() and value.isascii()
+                and len(value) <= MAX_CODE_LENGTH):  # the usual cell, first
+            codes = (value,)
+        else:
+            codes = _one_code(value)
+            if codes is None:
+                if not any(_text(c) for c in cells):
+                    return None
+                codes = parse_codes(value)
+        value = None if self.name is None else cells[self.name]
+        name = value.strip() if type(value) is str else _text(value)
+        if len(name) > MAX_NAME_LENGTH:
+            _limited(name, MAX_NAME_LENGTH, "the name")
+        tariff = _cell_text(cells, self.tariff) or name
+        if len(tariff) > MAX_NAME_LENGTH:
+            _limited(tariff, MAX_NAME_LENGTH, "the tariff name")
+        if not tariff:
+            if options.codes_only:
+                raise RowError("no tariff name (and no name) to attach the code to")
+            tariff = codes[0] if len(codes) == 1 else f"{codes[0]}-{codes[-1]}"
         if options.codes_only:
-            raise RowError("no tariff name (and no name) to attach the code to")
-        tariff = codes[0] if len(codes) == 1 else f"{codes[0]}-{codes[-1]}"
-    if options.codes_only:
-        rate = None
-    elif options.rate_value is not None:
-        rate = options.rate_value
-    else:
-        rate = parse_rate(get(cells, "rate"))
-    call_type = parse_call_type(get(cells, "calltype"))
-    category = _limited(_text(get(cells, "category")), MAX_CATEGORY_LENGTH, "the category")
-    order = options.date_order
-    valid_from = parse_date(get(cells, "valid_from"), date_order=order) or options.today
-    valid_to = parse_date(get(cells, "valid_to"), date_order=order)
-    if valid_to is not None and valid_to < valid_from:
-        raise RowError(f"valid to {valid_to} is before valid from {valid_from}")
-    direction = parse_direction(get(cells, "direction"))
-    tariff_from = parse_date(get(cells, "tariff_valid_from"), date_order=order) or options.today
-    return [CodeRow(row=number, code=code, name=name, tariff=tariff, rate=rate,
-                    call_type=call_type, category=category, valid_from=valid_from,
-                    valid_to=valid_to, direction=direction, tariff_valid_from=tariff_from)
-            for code in codes]
+            rate = None
+        elif options.rate_value is not None:
+            rate = options.rate_value
+        else:
+            value = cells[self.rate]
+            # Zero is not cached: 0.0 and -0.0 are one key but different Decimals.
+            if type(value) in _CACHED and (value or type(value) is str):
+                rate = self.rates.get(value)
+                if rate is None:
+                    rate = self.rates[value] = parse_rate(value)
+            else:
+                rate = parse_rate(value)
+        call_type = (None if self.call_type is None else
+                     self._cached(cells[self.call_type], self.call_types, parse_call_type))
+        category = _cell_text(cells, self.category)
+        if len(category) > MAX_CATEGORY_LENGTH:
+            _limited(category, MAX_CATEGORY_LENGTH, "the category")
+        today = options.today
+        valid_from = (today if self.valid_from is None else
+                      self._cached(cells[self.valid_from], self.dates, self._date) or today)
+        valid_to = (None if self.valid_to is None else
+                    self._cached(cells[self.valid_to], self.dates, self._date))
+        if valid_to is not None and valid_to < valid_from:
+            raise RowError(f"valid to {valid_to} is before valid from {valid_from}")
+        direction = (0 if self.direction is None else
+                     self._cached(cells[self.direction], self.directions, parse_direction))
+        tariff_from = (today if self.tariff_valid_from is None else
+                       self._cached(cells[self.tariff_valid_from], self.dates, self._date) or today)
+        if len(codes) == 1:
+            return [CodeRow(number, codes[0], name, tariff, rate, call_type, category, valid_from,
+                            valid_to, direction, tariff_from)]
+        return [CodeRow(number, code, name, tariff, rate, call_type, category, valid_from,
+                        valid_to, direction, tariff_from) for code in codes]
+
+    def _date(self, value) -> datetime.date | None:
+        return parse_date(value, date_order=self.options.date_order)
+
+    @staticmethod
+    def _cached(value, cache: dict, parse):
+        if type(value) not in _CACHED:
+            return parse(value)
+        result = cache.get(value, _NOTHING)
+        if result is _NOTHING:
+            result = cache[value] = parse(value)  # not reached when parse raises RowError
+        return result
+
+
+def _one_code(value) -> tuple[str] | None:
+    """The happy path of parse_codes: a cell holding one code (text or a whole number);
+    None for anything else (a list, a range, an empty or bad cell), which parse_codes
+    then handles or rejects."""
+    kind = type(value)
+    if kind is str:
+        if value.isdigit() and value.isascii() and len(value) <= MAX_CODE_LENGTH:
+            return (value,)
+        return None
+    if (kind is int or (kind is float and value.is_integer())) and value >= 0:
+        text = str(int(value))
+        if len(text) <= MAX_CODE_LENGTH:
+            return (text,)
+    return None
+
+
+def _cell_text(cells: list, index: int | None) -> str:
+    if index is None:
+        return ""
+    value = cells[index]
+    return value.strip() if type(value) is str else _text(value)
