@@ -172,7 +172,10 @@ class TariffPrice(models.Model):
 class PhoneCode(models.Model):
     """R4.1: a dialling prefix of an operator, matched by longest prefix; owned by a tariff."""
 
-    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="codes")
+    # Looked up by (operator, code), which the unique constraint's index begins with: no
+    # index of its own (each one costs every imported code).
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="codes",
+                                 db_index=False)
     code = models.CharField(max_length=32, validators=[digits_only])
     name = models.CharField(max_length=200, blank=True, help_text="Country, city or carrier.")
     tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="codes")
@@ -183,7 +186,6 @@ class PhoneCode(models.Model):
 
     class Meta:
         ordering = ["operator", "code", "valid_from"]
-        indexes = [models.Index(fields=["operator", "code"], name="code_operator_code")]
         constraints = [
             models.UniqueConstraint(
                 fields=["operator", "code", "tariff", "valid_from"], name="code_unique_per_date"
