@@ -26,6 +26,11 @@ Response Authenticator.
 Throughput: packets waiting in the socket buffer are taken together (up to BATCH_MAX) and the
 Stop packets among them from one NAS go to `deliver` as one piece of data, so that one durable
 archive write (one fsync) covers many calls when the NAS sends faster than one write takes.
+Deliveries run in a second thread: while one is being written (and handed to the processing
+task), the receiving thread goes on decoding the packets that arrive, and the next delivery
+takes every Stop decoded meanwhile (at most DELIVERY_QUEUE batches wait; then the receiving
+thread waits too and the socket buffer holds the rest). A copy of a Stop that arrives while
+its first copy waits for its delivery is answered with it, never delivered twice.
 """
 import contextlib
 import hashlib
@@ -33,6 +38,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import queue
 import select
 import socket
 import struct
@@ -45,8 +51,9 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+from pyrad import tools
 from pyrad.dictionary import Dictionary
-from pyrad.packet import AccountingRequest, AcctPacket
+from pyrad.packet import AccountingRequest, AccountingResponse, AcctPacket
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +71,23 @@ _STATUS_NAMES = {START: "Start", INTERIM_UPDATE: "Interim-Update", ACCOUNTING_ON
 HEADER = 20
 MAX_PACKET = 4096  # RFC 2865 section 3: the largest packet a server must accept
 ACCT_STATUS_TYPE = 40
+VENDOR_SPECIFIC = 26
+PROXY_STATE = 33
+MESSAGE_AUTHENTICATOR = 80
+# Attribute types the fast decoder (_attributes_split, _decoder) reads exactly as pyrad does.
+_PLAIN_TYPES = {"string", "octets", "integer", "date", "ipaddr", "ipv6addr", "ipv6prefix",
+                "signed", "short", "byte", "integer64", "ifid", "ether", "abinary"}
 
 # How many waiting datagrams are handled (and their Stops delivered) together at most.
 BATCH_MAX = 512
+# Batches of decoded Stop packets waiting for the delivery thread at most.
+DELIVERY_QUEUE = 8
+# A delivery about to start first takes the Stops that keep arriving: it waits while a batch
+# is being decoded or until no new one came for DELIVERY_QUIET_SECONDS, for at most
+# DELIVERY_GATHER_SECONDS, so that one archive write covers the packets of every NAS
+# answered by the last delivery (they send their next ones at about the same time).
+DELIVERY_GATHER_SECONDS = 0.003
+DELIVERY_QUIET_SECONDS = 0.0005
 # Socket receive buffer asked for (the kernel may grant less): room for bursts while a
 # delivery is being written.
 RECEIVE_BUFFER = 8 * 1024 * 1024
@@ -192,6 +213,97 @@ def stop_line(packet: AcctPacket, *, peer: str, received: datetime) -> bytes:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+# -- the fast path ----------------------------------------------------------------------
+# Decoding with pyrad (AcctPacket, then packet[name] per attribute) took most of the time the
+# source spends on each packet (bench/radius.py, docs/benchmarks.md). The common packet -
+# plain attributes, Vendor-Specific ones in the RFC 2865 layout - is decoded here in one pass
+# with the same dictionary and the same value decoding (pyrad.tools.DecodeAttr), so its JSON
+# line is byte for byte what stop_line gives; anything else (TLVs, tagged or salt-encrypted
+# attributes, a Vendor-Specific attribute that is not in that layout) goes the pyrad way.
+
+def _attributes_split(dictionary: Dictionary, packet: bytes) -> dict | None:
+    """The raw values of a well-formed packet by attribute key (a number, or (vendor,
+    type)) in order of first appearance, as pyrad.packet decodes them; None when pyrad must
+    decode it."""
+    values: dict = {}
+    position, length = HEADER, len(packet)
+    while position < length:
+        key, size = packet[position], packet[position + 1]
+        value = packet[position + 2:position + size]
+        position += size
+        if key == VENDOR_SPECIFIC:
+            if len(value) < 6:
+                return None
+            vendor = int.from_bytes(value[:4], "big")
+            at, end = 4, len(value)
+            while at < end:
+                if end - at < 2:
+                    return None
+                sub_type, sub_size = value[at], value[at + 1]
+                if sub_size < 2 or at + sub_size > end:
+                    return None
+                sub_key = (vendor, sub_type)
+                if _decoder(dictionary, sub_key) is None:
+                    return None
+                values.setdefault(sub_key, []).append(value[at + 2:at + sub_size])
+                at += sub_size
+        else:
+            if _decoder(dictionary, key) is None:
+                return None
+            values.setdefault(key, []).append(value)
+    return values
+
+
+@cache
+def _decoder(dictionary: Dictionary, key) -> tuple[str, Callable] | None:
+    """(name, values -> JSON values) of an attribute key, as stop_line names and writes it;
+    None for an attribute only pyrad decodes right."""
+    if not dictionary.attrindex.HasBackward(key):
+        name = f"Attr-26.{key[0]}.{key[1]}" if isinstance(key, tuple) else f"Attr-{key}"
+        return name, _raw_values
+    name = dictionary.attrindex.GetBackward(key)
+    attribute = dictionary.attributes[name]
+    if (attribute.type not in _PLAIN_TYPES or attribute.has_tag or attribute.encrypt == 2
+            or attribute.is_sub_attribute):
+        return None
+    names, kind = attribute.values, attribute.type
+
+    def decode(raw: list[bytes]) -> list:
+        try:
+            decoded = [names.GetBackward(item) if names.HasBackward(item)
+                       else tools.DecodeAttr(kind, item) for item in raw]
+        except Exception:  # noqa: BLE001 - a value of the wrong size: kept as it came
+            return _raw_values(raw)
+        return [_json_value(item) for item in decoded]
+    return name, decode
+
+
+def _raw_values(raw: list[bytes]) -> list:
+    return [_json_value(item) for item in raw]
+
+
+def _line(dictionary: Dictionary, attributes: dict, *, peer: str, received: datetime) -> bytes:
+    """stop_line of a packet split by _attributes_split."""
+    values: dict[str, object] = {}
+    for key, raw in attributes.items():
+        name, decode = _decoder(dictionary, key)
+        items = decode(raw)
+        if name in values:  # the same name twice (an unknown and a known spelling): merge
+            previous = values[name]
+            items = (previous if isinstance(previous, list) else [previous]) + items
+        values[name] = items[0] if len(items) == 1 else items
+    values["_received"] = received.isoformat(timespec="milliseconds")
+    values["_peer"] = peer
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _reply(packet: bytes, secret: bytes) -> bytes:
+    """The Accounting-Response, without attributes, to `packet` (RFC 2866 section 3)."""
+    header = struct.pack("!BBH", AccountingResponse, packet[1], HEADER)
+    # RFC 2866 section 3: the Response Authenticator is MD5 by definition of the protocol.
+    return header + hashlib.md5(header + packet[4:20] + secret).digest()  # noqa: S324
+
+
 class RadiusSource:
     """R2.2: a RADIUS accounting server for one observer profile (one UDP port, one secret
     with optional per-client secrets); the contract is in observers/sources/__init__.py."""
@@ -224,6 +336,11 @@ class RadiusSource:
         self.address: tuple | None = None
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._cache: OrderedDict[tuple, _CacheEntry] = OrderedDict()
+        # Stops handed to the delivery thread, not delivered yet; with the cache and the
+        # "answered" counter, shared by the two threads under this lock.
+        self._in_flight: dict[tuple, _PendingStop] = {}
+        self._lock = threading.Lock()
+        self._decoding = threading.Event()  # the receiving thread is handling a batch
         self._peers: set[str] = set()
         self._drop_logged: dict[tuple, list] = {}
 
@@ -270,24 +387,40 @@ class RadiusSource:
         return sock
 
     def _serve(self, sock: socket.socket, stop: threading.Event) -> None:
-        while not stop.is_set():
-            readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
-            self._purge_cache(time.monotonic())
-            if not readable:
-                continue
-            batch = []
-            while len(batch) < BATCH_MAX:
-                try:
-                    batch.append(sock.recvfrom(65535))
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # e.g. an ICMP error reported on the socket
-                    self.log.debug("receive failed: %s", exc)
-                    break
-            if batch:
-                self._handle(sock, batch)
+        handoff: queue.Queue = queue.Queue(maxsize=DELIVERY_QUEUE)
+        deliverer = threading.Thread(target=self._deliver_loop, args=(sock, handoff),
+                                     name=f"{self.name}-deliver", daemon=True)
+        deliverer.start()
+        try:
+            while not stop.is_set():
+                readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
+                self._purge_cache(time.monotonic())
+                if not readable:
+                    continue
+                batch = []
+                while len(batch) < BATCH_MAX:
+                    try:
+                        batch.append(sock.recvfrom(65535))
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError as exc:  # e.g. an ICMP error reported on the socket
+                        self.log.debug("receive failed: %s", exc)
+                        break
+                if batch:
+                    self._decoding.set()
+                    try:
+                        pending = self._handle(sock, batch)
+                        if pending:
+                            handoff.put(pending)
+                    finally:
+                        self._decoding.clear()
+        finally:
+            # What was received is still delivered (and answered) before the socket closes.
+            handoff.put(None)
+            deliverer.join()
 
-    def _handle(self, sock: socket.socket, batch: list[tuple[bytes, tuple]]) -> None:
+    def _handle(self, sock: socket.socket, batch: list[tuple[bytes, tuple]]) -> dict:
+        """Answer or drop each datagram; return the new Stops by NAS, now in flight."""
         now = time.monotonic()
         received = datetime.now(UTC)
         pending: dict[str, dict[tuple, _PendingStop]] = {}
@@ -297,21 +430,70 @@ class RadiusSource:
             except Exception:  # one packet must never stop the server
                 self.counters["dropped_malformed"] += 1
                 self.log.exception("packet from %s could not be handled; dropped", peer[0])
-        for ip, stops in pending.items():
-            data = b"".join(item.line for item in stops.values())
-            try:
-                self.deliver(data, f"radius:{ip}")
-            except Exception as exc:
-                self.counters["deliver_failures"] += 1
-                self.log.error("%d Stop packet(s) from %s not taken (%s); left unanswered, the "
-                               "NAS sends them again", len(stops), ip, exc)
-                continue
-            self.counters["delivered"] += len(stops)
-            expires = time.monotonic() + self.retransmit_seconds
-            for item in stops.values():
-                self._remember(item.key, item.request, item.reply, expires)
-                for peer in item.peers:
-                    self._send(sock, item.reply, peer)
+        if pending:
+            with self._lock:
+                for stops in pending.values():
+                    self._in_flight.update(stops)
+        return pending
+
+    def _deliver_loop(self, sock: socket.socket, handoff: queue.Queue) -> None:
+        """The delivery thread: deliver every batch waiting, each NAS's Stops as one piece,
+        then answer them; until the None that _serve puts last."""
+        while True:
+            batches = [handoff.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batches.append(handoff.get_nowait())
+            deadline = time.monotonic() + DELIVERY_GATHER_SECONDS
+            while batches[-1] is not None:
+                left = deadline - time.monotonic()
+                if not self._decoding.is_set():
+                    left = min(left, DELIVERY_QUIET_SECONDS)
+                if left <= 0:
+                    break
+                try:
+                    batches.append(handoff.get(timeout=left))
+                except queue.Empty:
+                    if not self._decoding.is_set():
+                        break
+            by_nas: dict[str, dict[tuple, _PendingStop]] = {}
+            for pending in batches:
+                for ip, stops in (pending or {}).items():
+                    by_nas.setdefault(ip, {}).update(stops)
+            for ip, stops in by_nas.items():
+                try:
+                    self._deliver(sock, ip, stops)
+                except Exception:  # a bug, not bad input: the NAS sends them again
+                    self.log.exception("delivery of %d Stop packet(s) from %s failed",
+                                       len(stops), ip)
+                    with self._lock:
+                        for key in stops:
+                            self._in_flight.pop(key, None)
+            if batches[-1] is None:
+                return
+
+    def _deliver(self, sock: socket.socket, ip: str, stops: dict[tuple, _PendingStop]) -> None:
+        data = b"".join(item.line for item in stops.values())
+        try:
+            self.deliver(data, f"radius:{ip}")
+        except Exception as exc:
+            self.counters["deliver_failures"] += 1
+            self.log.error("%d Stop packet(s) from %s not taken (%s); left unanswered, the "
+                           "NAS sends them again", len(stops), ip, exc)
+            with self._lock:
+                for key in stops:
+                    self._in_flight.pop(key, None)
+            return
+        self.counters["delivered"] += len(stops)
+        expires = time.monotonic() + self.retransmit_seconds
+        answers = []
+        with self._lock:  # from now on a copy is answered from the cache
+            for key, item in stops.items():
+                self._remember(key, item.request, item.reply, expires)
+                self._in_flight.pop(key, None)
+                answers.extend((item.reply, peer) for peer in item.peers)
+        for reply, peer in answers:
+            self._send(sock, reply, peer)
 
     # -- one datagram --------------------------------------------------------------------
 
@@ -325,16 +507,20 @@ class RadiusSource:
             self._log_drop("unknown", ip, "packet from %s dropped: not one of the clients", ip)
             return
         key = (ip, peer[1], data[1:2], data[4:20])
-        cached = self._cache.get(key)
-        if cached is not None and cached.request == data and cached.expires > now:
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and (cached.request != data or cached.expires <= now):
+                cached = None
+            waiting = pending.get(ip, {}).get(key) or self._in_flight.get(key)
+            if cached is None and waiting is not None and waiting.request == data:
+                # answered together with its first copy, after that one's delivery
+                waiting.peers.append(peer)
+                self.counters["retransmits"] += 1
+                return
+        if cached is not None:
             self.counters["retransmits"] += 1
             self.log.debug("retransmitted packet %d from %s answered again", data[1], ip)
             self._send(sock, cached.reply, peer)
-            return
-        waiting = pending.get(ip, {}).get(key)
-        if waiting is not None and waiting.request == data:
-            self.counters["retransmits"] += 1
-            waiting.peers.append(peer)
             return
         problem = _structure_problem(data)
         if problem:
@@ -350,8 +536,12 @@ class RadiusSource:
             self.counters["dropped_bad_authenticator"] += 1
             self._log_drop("authenticator", ip, "wrong secret or corrupt packet from %s", ip)
             return
-        packet = AcctPacket(packet=packet_bytes, dict=self.dictionary, secret=secret)
-        status_values = packet.get(ACCT_STATUS_TYPE)
+        attributes = _attributes_split(self.dictionary, packet_bytes)
+        packet = None
+        if attributes is None:
+            packet = AcctPacket(packet=packet_bytes, dict=self.dictionary, secret=secret)
+            attributes = packet
+        status_values = attributes.get(ACCT_STATUS_TYPE)
         if not status_values or len(status_values[0]) != 4:
             self.counters["dropped_malformed"] += 1
             self._log_drop("malformed", ip, "malformed packet from %s dropped: %s", ip,
@@ -359,9 +549,12 @@ class RadiusSource:
             return
         status = int.from_bytes(status_values[0], "big")
         self._seen(ip, status)
-        reply = packet.CreateReply().ReplyPacket()
+        if packet is None and (PROXY_STATE in attributes or MESSAGE_AUTHENTICATOR in attributes):
+            packet = AcctPacket(packet=packet_bytes, dict=self.dictionary, secret=secret)
+        reply = _reply(packet_bytes, secret) if packet is None else packet.CreateReply().ReplyPacket()
         if status == STOP:
-            line = stop_line(packet, peer=ip, received=received)
+            line = (_line(self.dictionary, attributes, peer=ip, received=received)
+                    if packet is None else stop_line(packet, peer=ip, received=received))
             pending.setdefault(ip, {})[key] = _PendingStop(key, data, reply, line, [peer])
             return
         if status in (START, INTERIM_UPDATE):
@@ -371,7 +564,8 @@ class RadiusSource:
             self.log.info("%s from %s", _STATUS_NAMES[status], ip)
         else:
             self.log.info("Acct-Status-Type %d from %s answered and ignored", status, ip)
-        self._remember(key, data, reply, now + self.retransmit_seconds)
+        with self._lock:
+            self._remember(key, data, reply, now + self.retransmit_seconds)
         self._send(sock, reply, peer)
 
     def _secret_for(self, ip: str) -> bytes | None:
@@ -394,20 +588,23 @@ class RadiusSource:
         except OSError as exc:
             self.log.warning("cannot answer %s: %s", peer[0], exc)
             return
-        self.counters["answered"] += 1
+        with self._lock:
+            self.counters["answered"] += 1
 
     def _remember(self, key: tuple, request: bytes, reply: bytes, expires: float) -> None:
+        """Keep an answer for its retransmissions (the caller holds the lock)."""
         self._cache[key] = _CacheEntry(expires, request, reply)
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_MAX:
             self._cache.popitem(last=False)
 
     def _purge_cache(self, now: float) -> None:
-        while self._cache:
-            key, entry = next(iter(self._cache.items()))
-            if entry.expires > now:
-                break
-            del self._cache[key]
+        with self._lock:
+            while self._cache:
+                key, entry = next(iter(self._cache.items()))
+                if entry.expires > now:
+                    break
+                del self._cache[key]
 
     def _seen(self, ip: str, status: int) -> None:
         """R9.2: a NAS that starts sending (or says Accounting-On) is a data source connected;
