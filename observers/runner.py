@@ -20,7 +20,8 @@ def _deliverer(profile: ObserverProfile):
     def deliver(data: bytes, name: str):
         close_old_connections()
         try:
-            return profile_deliver(profile=profile, data=data, source_name=name)
+            return profile_deliver(profile=profile, data=data, source_name=name,
+                                   keep_result=False)
         except DatabaseError as exc:
             event_emit(Event.DATABASE_ERROR, profile=profile.name, error=str(exc))
             raise

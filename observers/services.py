@@ -159,11 +159,14 @@ class Delivery:
         return total.as_dict()
 
 
-def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = "") -> Delivery:
+def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = "",
+                    keep_result: bool = True) -> Delivery:
     """Archive `data`, then hand it to the processing task: a Celery worker when a broker
     is configured, this process otherwise (the embedded default). A large delivery of a
     format with one record per line goes as several tasks, cut at line ends, which
-    several workers process side by side (R12.1)."""
+    several workers process side by side (R12.1). A collector, which never reads the
+    outcome, passes keep_result=False: the worker then writes no result to the backend
+    (with a broker, the Delivery's get() is then not available)."""
     from observers.tasks import process_chunk
 
     chunk = profile_archive(profile=profile, data=data)
@@ -172,8 +175,9 @@ def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str =
     else:
         pieces = [(0, chunk.length, 0)]
     return Delivery([
-        process_chunk.delay(profile.pk, str(chunk.path), chunk.offset + offset, length,
-                            source_name, lines_before)
+        process_chunk.apply_async(
+            (profile.pk, str(chunk.path), chunk.offset + offset, length, source_name,
+             lines_before), ignore_result=not keep_result)
         for offset, length, lines_before in pieces])
 
 
@@ -207,7 +211,8 @@ def remote_batch_receive(*, profile: ObserverProfile, batch_id: str, data: bytes
     known = RemoteBatch.objects.filter(profile=profile, batch_id=batch_id).first()
     if known is not None:
         return False, known.summary
-    outcome = profile_deliver(profile=profile, data=data, source_name=source_name)
+    outcome = profile_deliver(profile=profile, data=data, source_name=source_name,
+                              keep_result=False)
     summary = {"bytes": len(data)}
     if outcome.ready() and outcome.successful():
         summary.update(outcome.get())  # processed in-process (no broker)

@@ -152,6 +152,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes the database connection after every task unless this is
+# set: a new connection per delivery cost a worker a fifth of its time on small batches.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_TASK_SERIALIZER = "json"
 # Results (progress of long jobs, R11.3) go to the broker's Redis unless set otherwise.
 CELERY_RESULT_BACKEND = env.str(
