@@ -256,18 +256,27 @@ class Call(models.Model):
     direction = models.IntegerField(choices=Direction.choices)
     call_type = models.IntegerField(choices=CallType.choices, default=CallType.UNKNOWN)
     extension = models.CharField(max_length=64, blank=True, help_text="The originator's number.")
+    # The references below hold no database constraint (db_constraint=False): a stored call
+    # checks its device in the database, while the subscriber, route, operator, plan and
+    # tariff were looked up by the pipeline itself, and their deletion sets them to null
+    # through Django (on_delete). Five checks per call cost more than half of the time the
+    # database spends storing it (docs/benchmarks.md).
     subscriber = models.ForeignKey(
         Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls",
-        db_index=False,
+        db_index=False, db_constraint=False,
     )
     dialled = models.CharField(max_length=64, blank=True, help_text="As the PBX recorded it.")
     normalized = models.CharField(max_length=64, blank=True)
-    route = models.ForeignKey(Route, null=True, blank=True, on_delete=models.SET_NULL)
+    route = models.ForeignKey(Route, null=True, blank=True, on_delete=models.SET_NULL,
+                              db_constraint=False)
     trunk = models.CharField(max_length=100, blank=True, help_text="Route name as in the CDR.")
-    operator = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL)
-    plan = models.ForeignKey(TariffPlan, null=True, blank=True, on_delete=models.SET_NULL)
+    operator = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL,
+                                 db_constraint=False)
+    plan = models.ForeignKey(TariffPlan, null=True, blank=True, on_delete=models.SET_NULL,
+                             db_constraint=False)
     code = models.CharField(max_length=32, blank=True)
-    tariff = models.ForeignKey(Tariff, null=True, blank=True, on_delete=models.SET_NULL)
+    tariff = models.ForeignKey(Tariff, null=True, blank=True, on_delete=models.SET_NULL,
+                               db_constraint=False)
     billable_seconds = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
