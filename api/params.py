@@ -55,6 +55,8 @@ class Params:
 
     def text(self, name: str, *, required: bool = False, max_length: int | None = None) -> str:
         value = self.values.get(name, "").strip()
+        if "\x00" in value:  # no text column holds one; PostgreSQL refuses it in a query
+            raise ParamError(name, "contains a NUL character")
         if required and not value:
             raise ParamError(name, "is required")
         if max_length is not None and len(value) > max_length:

@@ -72,6 +72,13 @@ def test_wrong_credentials_answer_401(client, api_user, username, password):
     assert response.json() == {"message": "wrong user name or password"}
 
 
+def test_a_nul_character_in_a_parameter_is_a_clear_400(client, api_user):
+    # PostgreSQL refuses NUL in a query: it must not reach the database (it gave a 500)
+    response = client.post("/api/auth?username=inte%00grator&password=s3cret-pass")
+    assert response.status_code == 400
+    assert response.json() == {"message": "parameter 'username': contains a NUL character"}
+
+
 def test_an_inactive_user_cannot_log_in(client, api_user):
     ApiUser.objects.filter(pk=api_user.pk).update(active=False)
     response = client.post("/api/auth", {"username": "integrator", "password": "s3cret-pass"})
