@@ -203,11 +203,20 @@ def stop_line(packet: AcctPacket, *, peer: str, received: datetime) -> bytes:
                 decoded = None
         if name is None:
             name = f"Attr-26.{key[0]}.{key[1]}" if isinstance(key, tuple) else f"Attr-{key}"
-        items = [_json_value(v) for v in (decoded if decoded is not None else raw)]
-        if name in values:  # the same name twice (an unknown and a known spelling): merge
-            previous = values[name]
-            items = (previous if isinstance(previous, list) else [previous]) + items
-        values[name] = items[0] if len(items) == 1 else items
+        _put(values, name, [_json_value(v) for v in (decoded if decoded is not None else raw)])
+    return _json_line(values, peer=peer, received=received)
+
+
+def _put(values: dict, name: str, items: list) -> None:
+    """One attribute's values into a JSON line's object: a lone value as itself, several as
+    a list; the same name twice (an unknown and a known spelling) is merged."""
+    if name in values:
+        previous = values[name]
+        items = (previous if isinstance(previous, list) else [previous]) + items
+    values[name] = items[0] if len(items) == 1 else items
+
+
+def _json_line(values: dict, *, peer: str, received: datetime) -> bytes:
     values["_received"] = received.isoformat(timespec="milliseconds")
     values["_peer"] = peer
     return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
@@ -287,14 +296,8 @@ def _line(dictionary: Dictionary, attributes: dict, *, peer: str, received: date
     values: dict[str, object] = {}
     for key, raw in attributes.items():
         name, decode = _decoder(dictionary, key)
-        items = decode(raw)
-        if name in values:  # the same name twice (an unknown and a known spelling): merge
-            previous = values[name]
-            items = (previous if isinstance(previous, list) else [previous]) + items
-        values[name] = items[0] if len(items) == 1 else items
-    values["_received"] = received.isoformat(timespec="milliseconds")
-    values["_peer"] = peer
-    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        _put(values, name, decode(raw))
+    return _json_line(values, peer=peer, received=received)
 
 
 def _reply(packet: bytes, secret: bytes) -> bytes:
