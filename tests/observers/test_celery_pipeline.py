@@ -6,7 +6,7 @@ from django.conf import settings as django_settings
 
 from billing.models import Call
 from observers.services import profile_deliver
-from tests.conftest import needs
+from tests.conftest import needs, wait_for
 from tests.factories import ObserverProfileFactory, priced_code
 
 LINE = (
@@ -66,3 +66,43 @@ def test_a_large_delivery_goes_to_the_workers_as_pieces(redis_worker, settings):
     # and a repeat of the delivery stores nothing twice
     assert profile_deliver(profile=profile, data=data, source_name="big.log").get(
         timeout=60)["duplicates"] == 39
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_piece_whose_database_connection_is_cut_is_tried_again(postgres, redis_worker):
+    # given the call table locked by another session, so that the worker's insert waits
+    import psycopg2
+    from django.db import connection
+
+    profile = ObserverProfileFactory()
+    device = profile.device
+    priced_code(operator=device.default_operator, plan=device.default_plan, code="38050",
+                price="1.20", call_type=6)
+    params = connection.get_connection_params()
+    locker = psycopg2.connect(**params)
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLE billing_call IN SHARE ROW EXCLUSIVE MODE")
+        # when a delivery reaches the worker, and its connection is cut while it waits
+        delivery = profile_deliver(profile=profile, data=LINE.encode(), source_name="cdr.log")
+
+        def waiting_worker():
+            with locker.cursor() as cursor:
+                # (a transaction sees one snapshot of the activity unless it asks anew)
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND wait_event_type = 'Lock' "
+                               "AND pid <> pg_backend_pid()")
+                return [pid for (pid,) in cursor.fetchall()]
+
+        pids = wait_for(waiting_worker)
+        with locker.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", [pids])
+        locker.rollback()  # the lock is released
+    finally:
+        locker.close()
+    # then the piece is tried again on a new connection and its call is stored, once
+    assert delivery.get(timeout=60) == {"received": 1, "calls": 1, "duplicates": 0,
+                                        "rejected": 0}
+    assert Call.objects.count() == 1
