@@ -207,7 +207,8 @@ class TariffAdmin(RatesChangedMixin, admin.ModelAdmin):
 @admin.register(PhoneCode)
 class PhoneCodeAdmin(RatesChangedMixin, admin.ModelAdmin):
     list_display = ("code", "name", "operator", "tariff", "call_type", "valid_from", "valid_to")
-    list_filter = ("operator", "call_type")
+    # By the tariff's operator: codes have no index of their own by operator.
+    list_filter = ("tariff__operator", "call_type")
     search_fields = ("code", "name")
     list_select_related = ("operator", "tariff")
     raw_id_fields = ("tariff",)

@@ -58,7 +58,7 @@ def operator_copy(*, source: Operator, name: str, currency: str | None = None) -
             (PhoneCode(operator=copy, code=c.code, name=c.name, tariff_id=tariff_map[c.tariff_id],
                        call_type=c.call_type, category=c.category, valid_from=c.valid_from,
                        valid_to=c.valid_to)
-             for c in PhoneCode.objects.filter(operator=source).iterator(chunk_size=2000)),
+             for c in PhoneCode.objects.filter(tariff__operator=source).iterator(chunk_size=2000)),
             batch_size=500)
         operator_rates_changed(operator_ids=[copy.pk])
     copy.refresh_from_db()

@@ -6,6 +6,7 @@ Direction (3-6, 0/1), the original's fixed codes, so that this module needs no D
 """
 import datetime
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import NamedTuple
@@ -19,6 +20,7 @@ CALL_TYPES = {"3": 3, "local": 3, "4": 4, "long-distance": 4, "long distance": 4
 # tariffs.models.Direction.
 DIRECTIONS = {"0": 0, "out": 0, "outgoing": 0, "1": 1, "in": 1, "incoming": 1}
 
+NUL = "\x00"
 MAX_RANGE = 10_000          # codes one range such as 38050-38059 may expand to
 MAX_CODE_LENGTH = 32        # PhoneCode.code
 MAX_NAME_LENGTH = 200       # PhoneCode.name, Tariff.name
@@ -275,6 +277,8 @@ def _serial(number: float) -> datetime.date:
 def _limited(text: str, limit: int, what: str) -> str:
     if len(text) > limit:
         raise RowError(f"{what} is {len(text)} characters long, more than {limit}")
+    if NUL in text:  # no database text can hold it
+        raise RowError(f"{what} contains a NUL character")
     return text
 
 
@@ -285,51 +289,65 @@ def rows_map(rows: list[list], *, mapping: dict[str, str], options: ImportOption
     the others. Row numbers are as a spreadsheet shows them (header, if any, = row 1).
     Entirely empty rows are passed over silently. A code (per direction) that a row above
     already had rejects the later row, naming the earlier one."""
+    mapped: list[CodeRow] = []
+    rejected: list[dict] = []
+    for chunk in rows_map_chunks(rows, mapping=mapping, options=options):
+        mapped.extend(chunk.rows)
+        rejected.extend(chunk.rejected)
+    return Mapped(rows=mapped, rejected=rejected)
+
+
+def rows_map_chunks(rows: list[list], *, mapping: dict[str, str], options: ImportOptions,
+                    size: int = 5000) -> Iterator[Mapped]:
+    """rows_map, `size` rows at a time, so that an import can write one chunk while the
+    next is mapped. The mapping and the header are checked before the first chunk
+    (MappingError); a duplicate code is found across chunks as within one."""
     header = rows[0] if options.has_header and rows else None
     columns = columns_resolve(mapping, header, options=options)
     start = 1 if options.has_header else 0
-    mapped: list[CodeRow] = []
-    rejected: list[dict] = []
     # Per direction (0 out, 1 in): code -> the row that had it first.
     seen: tuple[dict[str, int], dict[str, int]] = ({}, {})
     row_map = _RowMapper(columns, options)
-    for index in range(start, len(rows)):
-        number = index + 1
-        try:
-            row_codes = row_map(rows[index], number)
-        except RowError as exc:
-            rejected.append({"row": number, "reason": str(exc)})
-            continue
-        if row_codes is None:  # an empty row
-            continue
-        first = row_codes[0]
-        codes_seen = seen[first.direction]
-        if len(row_codes) == 1:
-            earlier = codes_seen.get(first.code)
-            if earlier is not None:
-                rejected.append({"row": number,
-                                 "reason": f"code {first.code} is already in row {earlier}"})
+    for first in range(start, len(rows), size):
+        mapped: list[CodeRow] = []
+        rejected: list[dict] = []
+        for index in range(first, min(first + size, len(rows))):
+            number = index + 1
+            try:
+                row_codes = row_map(rows[index], number)
+            except RowError as exc:
+                rejected.append({"row": number, "reason": str(exc)})
                 continue
-            codes_seen[first.code] = number
-            mapped.append(first)
-            continue
-        earlier = next(((r.code, codes_seen[r.code]) for r in row_codes if r.code in codes_seen),
-                       None)
+            if row_codes is None:  # an empty row
+                continue
+            reason = _seen_check(row_codes, seen[row_codes[0].direction], number)
+            if reason is None:
+                mapped.extend(row_codes)
+            else:
+                rejected.append({"row": number, "reason": reason})
+        yield Mapped(rows=mapped, rejected=rejected)
+
+
+def _seen_check(row_codes: list[CodeRow], codes_seen: dict[str, int], number: int) -> str | None:
+    """Why the codes of row `number` cannot be imported after the rows above (None: they
+    can, and are now seen)."""
+    if len(row_codes) == 1:
+        code = row_codes[0].code
+        earlier = codes_seen.get(code)
         if earlier is not None:
-            rejected.append({"row": number,
-                             "reason": f"code {earlier[0]} is already in row {earlier[1]}"})
-            continue
-        inside = {}
-        for r in row_codes:
-            if r.code in inside:
-                break
-            inside[r.code] = number
-        else:
-            codes_seen.update(inside)
-            mapped.extend(row_codes)
-            continue
-        rejected.append({"row": number, "reason": f"code {r.code} is twice in this row"})
-    return Mapped(rows=mapped, rejected=rejected)
+            return f"code {code} is already in row {earlier}"
+        codes_seen[code] = number
+        return None
+    for r in row_codes:
+        if r.code in codes_seen:
+            return f"code {r.code} is already in row {codes_seen[r.code]}"
+    inside = {}
+    for r in row_codes:
+        if r.code in inside:
+            return f"code {r.code} is twice in this row"
+        inside[r.code] = number
+    codes_seen.update(inside)
+    return None
 
 
 # Cells whose parsed value depends on the value alone, so that it is parsed once per distinct
@@ -375,10 +393,10 @@ class _RowMapper:
                 codes = parse_codes(value)
         value = None if self.name is None else cells[self.name]
         name = value.strip() if type(value) is str else _text(value)
-        if len(name) > MAX_NAME_LENGTH:
+        if len(name) > MAX_NAME_LENGTH or NUL in name:
             _limited(name, MAX_NAME_LENGTH, "the name")
         tariff = _cell_text(cells, self.tariff) or name
-        if len(tariff) > MAX_NAME_LENGTH:
+        if len(tariff) > MAX_NAME_LENGTH or NUL in tariff:
             _limited(tariff, MAX_NAME_LENGTH, "the tariff name")
         if not tariff:
             if options.codes_only:
@@ -400,7 +418,7 @@ class _RowMapper:
         call_type = (None if self.call_type is None else
                      self._cached(cells[self.call_type], self.call_types, parse_call_type))
         category = _cell_text(cells, self.category)
-        if len(category) > MAX_CATEGORY_LENGTH:
+        if len(category) > MAX_CATEGORY_LENGTH or NUL in category:
             _limited(category, MAX_CATEGORY_LENGTH, "the category")
         today = options.today
         valid_from = (today if self.valid_from is None else

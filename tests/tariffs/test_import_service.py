@@ -2,10 +2,10 @@
 import csv
 import datetime
 from decimal import Decimal
-from unittest import mock
 
 import openpyxl
 import pytest
+from django.db import DatabaseError
 
 from tariffs.importers.mapping import ImportOptions
 from tariffs.importers.service import TariffImportError, import_preview, tariffs_import
@@ -13,6 +13,7 @@ from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
 from tariffs.rating import rate
 from tariffs.selectors import tariff_index_build
 from tests.factories import OperatorFactory, TariffPlanFactory, priced_code
+from tests.tariffs.test_import_bulk import refuse_code
 
 pytestmark = pytest.mark.django_db
 
@@ -223,15 +224,18 @@ def test_dry_run_reports_but_changes_nothing(tmp_path):
 
 
 def test_an_error_midway_rolls_everything_back(tmp_path):
-    # given an operator and a deck whose codes cannot be written
+    # given an operator and a deck whose second code the database refuses (a rule of the
+    # test's own), after the tariffs, prices and first code were written
     operator = OperatorFactory(name="Kyivstar", currency="UAH")
-    path = write_csv(tmp_path / "deck.csv", [["Код", "Назва", "Ціна"], ["44", "UK", "2"]])
-    # when writing the codes fails after the tariffs and prices were written
-    with mock.patch("tariffs.importers.service._codes_insert", side_effect=RuntimeError("disk full")), \
-            pytest.raises(RuntimeError, match="disk full"):
+    refuse_code("45")
+    path = write_csv(tmp_path / "deck.csv", [["Код", "Назва", "Ціна"], ["44", "UK", "2"],
+                                              ["45", "Denmark", "3"]])
+    # when
+    with pytest.raises(DatabaseError):
         tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options())
     # then nothing is left
     assert not Tariff.objects.exists()
+    assert not PhoneCode.objects.exists()
     assert not TariffPrice.objects.exists()
     assert not TariffPlan.objects.exists()
     operator.refresh_from_db()

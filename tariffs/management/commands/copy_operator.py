@@ -32,5 +32,5 @@ class Command(BaseCommand):
             "currency": copy.currency, "bands": copy.bands.count(),
             "tariffs": copy.tariffs.count(),
             "prices": TariffPrice.objects.filter(tariff__operator=copy).count(),
-            "codes": PhoneCode.objects.filter(operator=copy).count(),
+            "codes": PhoneCode.objects.filter(tariff__operator=copy).count(),
         }))
