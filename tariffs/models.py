@@ -72,7 +72,9 @@ class TariffPlan(models.Model):
 class Tariff(models.Model):
     """R4.2: a priced destination class of one operator (e.g. "Kyiv", "Mobile UA")."""
 
-    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="tariffs")
+    # Indexed by the unique constraint, which begins with it.
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="tariffs",
+                                 db_index=False)
     name = models.CharField(max_length=200)
     direction = models.IntegerField(
         choices=[(Direction.OUTGOING, "outgoing"), (Direction.INCOMING, "incoming")],

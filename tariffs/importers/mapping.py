@@ -5,8 +5,9 @@ Call types and directions are written as the numbers of tariffs.models.CallType 
 Direction (3-6, 0/1), the original's fixed codes, so that this module needs no Django.
 """
 import datetime
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import NamedTuple
@@ -284,7 +285,7 @@ def _limited(text: str, limit: int, what: str) -> str:
 
 # Rows -----------------------------------------------------------------------------------
 
-def rows_map(rows: list[list], *, mapping: dict[str, str], options: ImportOptions) -> Mapped:
+def rows_map(rows: Iterable[list], *, mapping: dict[str, str], options: ImportOptions) -> Mapped:
     """Every data row of a sheet, mapped: CodeRows for the good rows, `{row, reason}` for
     the others. Row numbers are as a spreadsheet shows them (header, if any, = row 1).
     Entirely empty rows are passed over silently. A code (per direction) that a row above
@@ -297,24 +298,26 @@ def rows_map(rows: list[list], *, mapping: dict[str, str], options: ImportOption
     return Mapped(rows=mapped, rejected=rejected)
 
 
-def rows_map_chunks(rows: list[list], *, mapping: dict[str, str], options: ImportOptions,
+def rows_map_chunks(rows: Iterable[list], *, mapping: dict[str, str], options: ImportOptions,
                     size: int = 5000) -> Iterator[Mapped]:
-    """rows_map, `size` rows at a time, so that an import can write one chunk while the
-    next is mapped. The mapping and the header are checked before the first chunk
-    (MappingError); a duplicate code is found across chunks as within one."""
-    header = rows[0] if options.has_header and rows else None
+    """rows_map, `size` rows at a time (taken from `rows` as they are needed), so that an
+    import can write one chunk while the next is read and mapped. The mapping and the
+    header are checked before the first chunk (MappingError); a duplicate code is found
+    across chunks as within one."""
+    rows = iter(rows)
+    header = next(rows, None) if options.has_header else None
     columns = columns_resolve(mapping, header, options=options)
-    start = 1 if options.has_header else 0
+    number = 1 if options.has_header else 0  # of the last row taken, as a spreadsheet shows it
     # Per direction (0 out, 1 in): code -> the row that had it first.
     seen: tuple[dict[str, int], dict[str, int]] = ({}, {})
     row_map = _RowMapper(columns, options)
-    for first in range(start, len(rows), size):
+    while batch := list(itertools.islice(rows, size)):
         mapped: list[CodeRow] = []
         rejected: list[dict] = []
-        for index in range(first, min(first + size, len(rows))):
-            number = index + 1
+        for cells in batch:
+            number += 1
             try:
-                row_codes = row_map(rows[index], number)
+                row_codes = row_map(cells, number)
             except RowError as exc:
                 rejected.append({"row": number, "reason": str(exc)})
                 continue

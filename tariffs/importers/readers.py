@@ -13,8 +13,10 @@ import os
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 # An .xlsx is a zip of XML: refuse one that would unpack to more than this (a "zip bomb",
 # or a deck far beyond any real carrier's) before any XML is parsed.
@@ -66,15 +68,29 @@ def sheet_names(source) -> list[str]:
 def read_rows(source, sheet: str | None = None) -> list[list]:
     """Every row of `sheet` (default: the first), the first row of the file first, so that
     index + 1 is the row number a spreadsheet or text editor shows."""
+    return list(rows_open(source, sheet).rows)
+
+
+class SheetRows(NamedTuple):
+    count: int                # how many rows `rows` gives
+    rows: Iterator[list]      # read_rows's rows, one at a time
+
+
+def rows_open(source, sheet: str | None = None) -> SheetRows:
+    """read_rows, one row at a time: an Excel sheet's rows become Python values only as
+    they are taken, so that an import can start on the first ones (and a large sheet is
+    never in memory twice). The file is opened, and its errors raised, here."""
     path = _checked(source)
     kind = _kind(path)
     if kind == "csv":
         if sheet not in (None, path.stem):
             raise ImportFileError(f"{path.name}: a CSV file has no sheet {sheet!r}")
-        return _csv_rows(path)
-    if kind == "access":
-        return _access_rows(path, sheet)
-    return _excel_rows(path, sheet)
+        rows = _csv_rows(path)
+    elif kind == "access":
+        rows = _access_rows(path, sheet)
+    else:
+        return _excel_rows(path, sheet)
+    return SheetRows(len(rows), iter(rows))
 
 
 # CSV -----------------------------------------------------------------------------------
@@ -164,7 +180,7 @@ def _openpyxl_open(path: Path):
     return openpyxl.load_workbook(path, read_only=True, data_only=True)
 
 
-def _excel_rows(path: Path, sheet: str | None) -> list[list]:
+def _excel_rows(path: Path, sheet: str | None) -> SheetRows:
     names = _excel_sheet_names(path)
     if not names:
         raise ImportFileError(f"{path.name}: the workbook has no sheets")
@@ -176,20 +192,57 @@ def _excel_rows(path: Path, sheet: str | None) -> list[list]:
         if calamine is not None:
             workbook = calamine.CalamineWorkbook.from_path(str(path))
             try:
-                # skip_empty_area=False keeps row numbers and column letters as Excel shows
-                # them when the data does not start at A1.
-                return workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
-            finally:
+                loaded = workbook.get_sheet_by_name(name)
+            except BaseException:
                 workbook.close()
+                raise
+            return _calamine_rows(path, name, workbook, loaded)
         workbook = _openpyxl_open(path)
         try:
-            return [list(row) for row in workbook[name].iter_rows(values_only=True)]
-        finally:
+            return SheetRows(workbook[name].max_row or 0, _openpyxl_rows(path, name, workbook))
+        except BaseException:
             workbook.close()
+            raise
     except ImportFileError:
         raise
     except Exception as exc:
         raise ImportFileError(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
+
+
+def _calamine_rows(path: Path, name: str, workbook, loaded) -> SheetRows:
+    # The rows as Excel numbers them (row 1 first) and the cells as its column letters do
+    # (column A first), also when the data starts further down or right: calamine's
+    # iter_rows gives every row from the first, but each from the first used column
+    # (python-calamine 0.9, pinned; tests/tariffs/test_import_readers.py checks it).
+    if loaded.start is None:  # an empty sheet
+        workbook.close()
+        return SheetRows(0, iter(()))
+    count, left = loaded.end[0] + 1, loaded.start[1]
+
+    def rows():
+        try:
+            if left:
+                pad = [""] * left
+                for row in loaded.iter_rows():
+                    yield pad + row
+            else:
+                yield from loaded.iter_rows()
+        except Exception as exc:
+            raise ImportFileError(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
+        finally:
+            workbook.close()
+
+    return SheetRows(count, rows())
+
+
+def _openpyxl_rows(path: Path, name: str, workbook) -> Iterator[list]:
+    try:
+        for row in workbook[name].iter_rows(values_only=True):
+            yield list(row)
+    except Exception as exc:
+        raise ImportFileError(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
+    finally:
+        workbook.close()
 
 
 # Access (mdbtools, else access-parser) -------------------------------------------------

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from tariffs.importers.mapping import CodeRow, ImportOptions, Mapped, MappingError, rows_map, rows_map_chunks
-from tariffs.importers.readers import ImportFileError, read_rows, sheet_names
+from tariffs.importers.readers import ImportFileError, read_rows, rows_open, sheet_names
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
 from tariffs.services import operator_rates_changed
 
@@ -186,9 +186,8 @@ class _PlannedChunks:
 
     def _produce(self, source, sheet, rows, mapping, options) -> None:
         try:
-            if rows is None:
-                rows = read_rows(source, sheet)
-            total = max(len(rows) - (1 if options.has_header else 0), 0)
+            count, rows = (len(rows), rows) if rows is not None else rows_open(source, sheet)
+            total = max(count - (1 if options.has_header else 0), 0)
             done = 0
             pieces = rows_map_chunks(rows, mapping=mapping, options=options, size=PIECE_ROWS)
             self._planner_given.wait()

@@ -1,5 +1,7 @@
 """PhoneCode's references checked per statement by triggers instead of row-by-row foreign
-keys; its unique constraint begins with the tariff (which gives the tariff's index)."""
+keys; its unique constraint begins with the tariff (which gives the tariff's index); no
+index of the codes by operator, nor of the tariffs by operator besides their unique
+constraint's. Each index costs every row of every imported deck."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -19,21 +21,23 @@ ALTER TABLE tariffs_phonecode ALTER COLUMN code TYPE varchar(32) COLLATE "C";
 CREATE FUNCTION tariffs_codes_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
+    bad_code text;
 BEGIN
     -- Each distinct (tariff, operator) of the statement's codes once. The tariffs are
     -- locked to the end of the transaction: a concurrent delete of one waits for it, then
     -- deletes its codes too (tariffs_tariff_deleted).
-    SELECT p.code, p.tariff_id, p.operator_id INTO bad
-        FROM (SELECT DISTINCT ON (tariff_id, operator_id) code, tariff_id, operator_id
-              FROM new_codes) p
+    SELECT p.tariff_id, p.operator_id INTO bad
+        FROM (SELECT DISTINCT tariff_id, operator_id FROM new_codes) p
         LEFT JOIN LATERAL (SELECT t.operator_id FROM tariffs_tariff t
                            WHERE t.id = p.tariff_id FOR KEY SHARE) t ON true
         WHERE t.operator_id IS DISTINCT FROM p.operator_id
         LIMIT 1;
     IF FOUND THEN
+        SELECT n.code INTO bad_code FROM new_codes n
+            WHERE n.tariff_id = bad.tariff_id AND n.operator_id = bad.operator_id LIMIT 1;
         RAISE foreign_key_violation USING MESSAGE = format(
             'code %s: tariff %s does not exist or is not a tariff of operator %s',
-            bad.code, bad.tariff_id, bad.operator_id);
+            bad_code, bad.tariff_id, bad.operator_id);
     END IF;
     RETURN NULL;
 END $$;
@@ -160,6 +164,11 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='phonecode',
             constraint=models.UniqueConstraint(fields=('tariff', 'code', 'valid_from'), name='code_unique_per_tariff_date'),
+        ),
+        migrations.AlterField(
+            model_name='tariff',
+            name='operator',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='tariffs', to='tariffs.operator'),
         ),
         migrations.RunPython(checks_create, checks_drop),
     ]
