@@ -27,6 +27,7 @@ from tariffs.importers.jobs import (
     job_dir,
     job_discard,
     job_outcome,
+    job_progress,
     job_queue,
     job_run,
     job_status,
@@ -246,8 +247,9 @@ def import_progress(request, import_id, state):
 @require_GET
 @_wizard
 def import_status(request, import_id, state):
-    """The state of the import as JSON: {state, status, done, error, next}; `status` is
-    the job's (queued, running, succeeded, failed), `state` the Celery name of it. The job's
+    """The state of the import as JSON: {state, status, done, error, next, progress};
+    `status` is the job's (queued, running, succeeded, failed), `state` the Celery name of
+    it, `progress` {rows_done, rows} while it runs (else null). The job's
     folder is the truth (it needs no result backend); a task that failed without writing
     an outcome is known from the result backend, when there is one."""
     outcome = job_outcome(import_id)
@@ -266,7 +268,8 @@ def import_status(request, import_id, state):
             "next": reverse("tariff_import_options", kwargs={"import_id": import_id})})
     status = job_status(import_id)
     return JsonResponse({"state": "STARTED" if status == RUNNING else "PENDING", "status": status,
-                         "done": False, "error": None, "next": None})
+                         "done": False, "error": None, "next": None,
+                         "progress": job_progress(import_id)})
 
 
 @_wizard

@@ -87,6 +87,23 @@ def job_start(job_id: str) -> None:
     _write(job_dir(job_id) / STATUS, {"status": RUNNING, "at": _now()})
 
 
+def job_progress(job_id: str) -> dict | None:
+    """How far a running import is: {"rows_done", "rows"} (data rows of the sheet, written
+    in the import's transaction so far, and in all); None before the first chunk."""
+    try:
+        status = json.loads((job_dir(job_id) / STATUS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    if status.get("status") != RUNNING or "rows" not in status:
+        return None
+    return {"rows_done": status["rows_done"], "rows": status["rows"]}
+
+
+def _progress_write(job_id: str, started: str, done: int, total: int) -> None:
+    _write(job_dir(job_id) / STATUS,
+           {"status": RUNNING, "at": started, "rows_done": done, "rows": total})
+
+
 def job_fail(*, job_id: str, source: str, error: str) -> dict:
     """The import broke off without an outcome of its own (an error outside the import's
     transaction): a failed outcome is written, so that the job is no longer `running`."""
@@ -139,8 +156,11 @@ def _import(job_id: str, path: Path, *, sheet, mapping, options) -> dict:
         return {"ok": False, "error": f"the uploaded file {path.name} is no longer on the "
                                       "server; upload it again"}
     try:
-        result = tariffs_import(source=path, sheet=sheet, mapping=mapping,
-                                options=ImportOptions(**{k: options[k] for k in OPTION_NAMES}))
+        started = _now()
+        result = tariffs_import(
+            source=path, sheet=sheet, mapping=mapping,
+            options=ImportOptions(**{k: options[k] for k in OPTION_NAMES}),
+            progress=lambda done, total: _progress_write(job_id, started, done, total))
         return {"ok": True, "result": result.as_dict()}
     except TariffImportError as exc:
         return {"ok": False, "error": str(exc)}

@@ -189,6 +189,14 @@ def refuse_code(code):
                            f"WHEN NEW.code = '{code}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
 
 
+def refuse_code_undo():
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE tariffs_phonecode DROP CONSTRAINT test_refuse_code")
+        else:
+            cursor.execute("DROP TRIGGER test_refuse_code")
+
+
 @pytest.mark.django_db
 def test_a_write_the_database_refuses_leaves_everything_as_it_was(tmp_path):
     # given an operator with one tariff, and a deck of 2,000 codes whose last one the

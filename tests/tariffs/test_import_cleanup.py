@@ -341,7 +341,8 @@ def test_with_a_broker_an_upload_that_vanished_before_the_worker_ran_fails_clear
     import_id = to_options(client)
     assert client.post(step("options", import_id), NEW_OPERATOR).url == step("progress", import_id)
     assert client.get(step("status", import_id)).json() == {
-        "state": "PENDING", "status": "queued", "done": False, "error": None, "next": None}
+        "state": "PENDING", "status": "queued", "done": False, "error": None, "next": None,
+        "progress": None}
     task_id = client.session["tariff_imports"][import_id]["task_id"]
     # when the upload disappears, then a worker takes the task
     (job_dir(import_id) / "deck.csv").unlink()

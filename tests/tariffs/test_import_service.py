@@ -1,6 +1,8 @@
 """tariffs_import (R5.2/R5.3): what an import writes, in one transaction."""
 import csv
 import datetime
+import gc
+import threading
 from decimal import Decimal
 
 import openpyxl
@@ -233,7 +235,8 @@ def test_an_error_midway_rolls_everything_back(tmp_path):
     # when
     with pytest.raises(DatabaseError):
         tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options())
-    # then nothing is left
+    # then nothing is left, nor the thread that read the file
+    assert not any(t.name == "tariff-import-planning" for t in threading.enumerate())
     assert not Tariff.objects.exists()
     assert not PhoneCode.objects.exists()
     assert not TariffPrice.objects.exists()
@@ -270,10 +273,48 @@ def test_a_file_of_100000_rows(tmp_path):
     rows += [[str(1_000_000 + i), f"Destination {i // 100}", f"{i // 100 % 50},25"]
              for i in range(100_000)]
     path = write_csv(tmp_path / "big.csv", rows)
-    # when
-    result = tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options())
+    # when, noting at each report of progress how many codes the transaction holds
+    reports = []
+
+    def progress(done, total):
+        reports.append((done, total, PhoneCode.objects.count()))
+
+    result = tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options(),
+                            progress=progress)
     # then
     assert (result.codes_added, result.tariffs_added, result.rejected) == (100_000, 1_000, [])
+    # the reports grew to the whole file, each telling the rows really written by then
+    assert len(reports) > 2 and reports[-1] == (100_000, 100_000, 100_000)
+    assert all(total == 100_000 and written == done for done, total, written in reports)
+    assert [done for done, _t, _w in reports] == sorted({done for done, _t, _w in reports})
     operator = Operator.objects.get(name="Kyivstar")
     assert PhoneCode.objects.filter(operator=operator).count() == 100_000
     assert entry(operator, TariffPlan.objects.get(), "10999995").price_per_minute == Decimal("49.25")
+
+
+def test_a_name_with_a_nul_character_is_rejected_with_its_row(tmp_path):
+    # given a deck whose second row's name holds a NUL (no database text can)
+    path = write_csv(tmp_path / "deck.csv", [["Код", "Назва", "Ціна"], ["44", "UK", "2"],
+                                              ["45", "Den\x00mark", "3"]])
+    # when
+    result = tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options())
+    # then the row is rejected and the others imported
+    assert result.rejected == [{"row": 3, "reason": "the name contains a NUL character"}]
+    assert list(PhoneCode.objects.values_list("code", flat=True)) == ["44"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_left_as_the_import_found_it(tmp_path, enabled):
+    # given the cyclic collector on (as always) or off (as a caller may have it)
+    path = write_csv(tmp_path / "deck.csv", [["Код", "Назва", "Ціна"], ["44", "UK", "2"]])
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        # when a deck is imported, and when an import fails
+        tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options())
+        with pytest.raises(TariffImportError):
+            tariffs_import(source=path, sheet=None, mapping={"code": "nope"}, options=options())
+        # then it is as it was
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

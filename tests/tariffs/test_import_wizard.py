@@ -3,8 +3,8 @@
 import csv
 import datetime
 import io
+import time
 from decimal import Decimal
-from unittest import mock
 
 import openpyxl
 import pytest
@@ -19,6 +19,7 @@ from tariffs.importers.jobs import job_dir
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
 from tests.conftest import needs, wait_for
 from tests.factories import OperatorFactory, TariffPlanFactory
+from tests.tariffs.test_import_bulk import refuse_code, refuse_code_undo
 
 pytestmark = pytest.mark.django_db
 
@@ -409,21 +410,22 @@ def test_a_failed_import_leaves_the_database_unchanged_and_shows_the_error(impor
     # given
     import_id = to_options(importer, "deck.csv", csv_bytes(DECK), "csv",
                            columns={"code": "A", "rate": "C"})
-    # when the import fails half-way
-    with mock.patch("tariffs.importers.service.operator_rates_changed",
-                    side_effect=RuntimeError("disk full")):
-        response = importer.post(step("options", import_id), NEW_OPERATOR)
+    # when the import fails half-way: the database refuses the last code (a rule of the
+    # test's own), after the first ones were written
+    refuse_code("38067")
+    response = importer.post(step("options", import_id), NEW_OPERATOR)
     # then the error is shown on step 4, nothing is written, and the upload is kept
     assert response.status_code == 200
     assert "The import failed and nothing was written" in response.content.decode()
-    assert "disk full" in response.context["error"]
+    assert "the database refused the import" in response.context["error"]
     assert (Operator.objects.count(), Tariff.objects.count(), PhoneCode.objects.count()) == (0, 0, 0)
     assert (job_dir(import_id) / "deck.csv").exists()
     # and the form comes back with the choices made
     form = importer.get(step("options", import_id)).context["form"]
     assert (form["new_operator"].value(), form["currency"].value(), form["new_plan"].value()) == (
         "Kyivstar", "UAH", "Standard")
-    # and it can be tried again
+    # and once the database takes it, it can be tried again
+    refuse_code_undo()
     response = importer.post(step("options", import_id), NEW_OPERATOR)
     assert response.url == step("result", import_id) and PhoneCode.objects.count() == 6
 
@@ -477,3 +479,37 @@ def test_with_a_broker_a_worker_imports_the_file_behind_the_progress_page(client
     assert result_counts(client.get(step("result", import_id)))["codes-added"] == 5
     assert PhoneCode.objects.count() == 5
     assert not (job_dir(import_id) / "deck.csv").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_the_status_reports_the_rows_written_so_far(client, pipeline_worker,
+                                                                  monkeypatch):
+    # given a broker, a Celery worker and a deck of 100,000 codes
+    needs(not django_settings.CELERY_TASK_ALWAYS_EAGER,
+          "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
+    monkeypatch.setattr(views, "BACKGROUND_BYTES", 0)
+    user = User.objects.create_user("tariffs", password="pw-tariffs-1")
+    user.user_permissions.add(Permission.objects.get(codename="add_tariff"))
+    client.force_login(user)
+    deck = [["code", "name", "rate"]] + [[str(1_000_000 + i), f"Dest {i // 100}", "0.5"]
+                                         for i in range(100_000)]
+    import_id = to_options(client, "big.csv", csv_bytes(deck), "csv",
+                           columns={"code": "A", "name": "B", "rate": "C"})
+    # when it is imported, and its status polled meanwhile
+    assert client.post(step("options", import_id), NEW_OPERATOR).url == step("progress", import_id)
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = client.get(step("status", import_id)).json()
+        if status["done"]:
+            break
+        if status["progress"] is not None:
+            seen.append((status["progress"]["rows_done"], status["progress"]["rows"]))
+        time.sleep(0.01)
+    # then it said, while running, how many of the 100,000 rows were written, never less
+    # than before, and it ended well
+    assert status["state"] == "SUCCESS"
+    assert seen, "no progress was reported while the import ran"
+    assert all(total == 100_000 and 0 < done <= total for done, total in seen)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert PhoneCode.objects.count() == 100_000
