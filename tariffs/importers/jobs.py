@@ -6,7 +6,9 @@ The folder holds the upload until the import has succeeded, then `outcome.json` 
 `{"ok": true, "result": ImportResult.as_dict()}` or `{"ok": false, "error": "...",
 "retry": bool}`. While a worker has it, `job.json` says `queued` or `running`: the cleanup
 (`jobs_cleanup`, `manage.py import_cleanup`, the beat task) never touches such a job, and
-removes the other folders once they are older than TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS.
+removes the other folders once they are older than TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS, and
+a `running` one once its process has been silent that long (and at least an hour): it
+was killed, and its transaction rolled back.
 """
 import datetime
 import json
@@ -185,8 +187,9 @@ def _first_line(exc: Exception) -> str:
 def jobs_cleanup(*, older_than: datetime.timedelta, dry_run: bool = False) -> dict:
     """R5.2: the folders of imports not touched for `older_than` are removed: uploads of
     wizards left before step 5, failed imports never retried nor closed, results never
-    closed. A job that is `queued` or `running` is kept however old. Returns what was
-    (or, with dry_run, would be) removed."""
+    closed; a `running` one whose process has been silent that long and at least an hour
+    (RUNNING_SILENT: it was killed). A `queued` job is kept however old (its task waits in
+    the broker for a worker). Returns what was (or, with dry_run, would be) removed."""
     removed, running, recent = [], [], 0
     root = _root()
     now = time.time()
@@ -194,10 +197,10 @@ def jobs_cleanup(*, older_than: datetime.timedelta, dry_run: bool = False) -> di
         if not folder.is_dir() or not JOB_ID.match(folder.name):
             continue  # not a job of the wizard's: not ours to remove
         status = job_status(folder.name)
-        if status in (QUEUED, RUNNING):
+        files = [p for p in folder.iterdir() if p.is_file()]
+        if status == QUEUED or (status == RUNNING and not _abandoned(folder, now, older_than)):
             running.append(folder.name)
             continue
-        files = [p for p in folder.iterdir() if p.is_file()]
         age = now - max([folder.stat().st_mtime] + [p.stat().st_mtime for p in files])
         if age < older_than.total_seconds():
             recent += 1
@@ -209,6 +212,20 @@ def jobs_cleanup(*, older_than: datetime.timedelta, dry_run: bool = False) -> di
             shutil.rmtree(folder, ignore_errors=True)
     return {"older_than_hours": older_than.total_seconds() / 3600, "dry_run": dry_run,
             "removed": removed, "kept_running": running, "kept_recent": recent}
+
+
+# A running import writes its job.json at the start and after each chunk it writes
+# (seconds apart): one whose job.json is older than this, and than the cleanup's age, lost
+# its process (a killed web server or worker; its transaction was rolled back).
+RUNNING_SILENT = datetime.timedelta(hours=1)
+
+
+def _abandoned(folder: Path, now: float, older_than: datetime.timedelta) -> bool:
+    try:
+        silent = now - (folder / STATUS).stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return silent >= max(older_than, RUNNING_SILENT).total_seconds()
 
 
 def _now() -> str:

@@ -347,6 +347,7 @@ class _Planner:
         self.new_prices: list[tuple] = []  # (_NewTariff or tariff id, plan, band, price, fee)
         self.copies: list[tuple[_NewTariff, int, datetime.date, object]] = []
         self.touched: list[_Group] = []
+        self.text = _CopyText()  # names and dates escaped for COPY, each once
 
     def _base_price(self, tariff_id: int) -> TariffPrice | None:
         return next((p for p in self.prices_of.get(tariff_id, ())
@@ -474,8 +475,7 @@ class _Planner:
             if carried:
                 codes.append((period, carried))
         if copy_text:
-            text = _CopyText()
-            codes = [(target, _code_text(self.operator_id, target, records, text))
+            codes = [(target, _code_text(self.operator_id, target, records, self.text))
                      for target, records in codes]
         chunk = _ChunkWrites(tariffs=self.new_tariffs, prices=prices, codes=codes)
         self.new_tariffs, self.new_prices, self.copies, self.touched = [], [], [], []

@@ -136,21 +136,41 @@ def test_dry_run_lists_what_it_would_remove_and_removes_nothing(importer):
     assert not job_dir(old).exists() and (job_dir(new) / "deck.csv").exists()
 
 
-def test_queued_and_running_imports_are_kept_however_old(importer):
-    # given an import handed to a worker and one a worker has begun
+def test_a_queued_import_is_kept_however_old_and_a_running_one_while_it_reports(importer):
+    # given an import queued 1,000 hours ago, and one a worker began then but whose
+    # status it wrote just now (as it does after each chunk)
     queued, running = to_options(importer), to_options(importer)
     job_queue(job_id=queued, task_id="a" * 32)
     job_queue(job_id=running, task_id="b" * 32)
-    job_start(running)
     left(queued, hours=1000)
     left(running, hours=1000)
-    # when
+    job_start(running)
+    # when everything older than 0 hours is cleaned up
     report = cleanup("--older-than", "0")
     # then both keep their uploads
     assert report["removed"] == []
     assert sorted(report["kept_running"]) == sorted([queued, running])
     assert (job_status(queued), job_status(running)) == ("queued", "running")
     assert (job_dir(queued) / "deck.csv").exists() and (job_dir(running) / "deck.csv").exists()
+
+
+def test_a_running_import_whose_process_died_is_removed_after_the_age(importer):
+    # given an import whose worker began it and was killed 25 hours ago, and one begun
+    # 30 minutes ago whose worker has said nothing since
+    dead, quiet = to_options(importer), to_options(importer)
+    for import_id, hours in ((dead, 25), (quiet, 0.5)):
+        job_queue(job_id=import_id, task_id="c" * 32)
+        job_start(import_id)
+        left(import_id, hours=hours)
+    # when the default cleanup runs, and then one of everything older than 0 hours
+    report = cleanup()
+    everything = cleanup("--older-than", "0")
+    # then the dead one is removed with its upload, and the quiet one kept: a process is
+    # taken for dead only after an hour of silence, whatever the age asked
+    assert [(r["job"], r["status"]) for r in report["removed"]] == [(dead, "running")]
+    assert not job_dir(dead).exists()
+    assert everything["removed"] == [] and everything["kept_running"] == [quiet]
+    assert (job_dir(quiet) / "deck.csv").exists()
 
 
 def test_a_finished_result_is_kept_within_the_age_and_removed_after_it(importer):
