@@ -126,3 +126,30 @@ def wait_for(probe, *, timeout: float = 30.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             pytest.fail(f"nothing after {timeout} s waiting for {probe}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium driven through WebDriver (Debian's chromium and chromium-driver),
+    for what only a browser does: the pages' scripts, file inputs, redirects it follows."""
+    import shutil
+
+    chromedriver = shutil.which("chromedriver")
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                     "google-chrome"))), None)
+    needs(bool(chromedriver and chromium),
+          "needs a headless browser (packages chromium and chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # No sandbox: CI runs as root, where Chromium refuses to start with one.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1280,1024"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
