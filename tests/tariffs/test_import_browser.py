@@ -1,5 +1,6 @@
 """The tariff import wizard (R5.2) in a real browser: the steps as a person clicks them, and
 the progress page's script, which only a browser runs."""
+import contextlib
 import csv
 import time
 
@@ -7,6 +8,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -94,12 +96,10 @@ def test_the_progress_page_fills_its_bar_and_opens_the_result(browser, live_serv
     bars, texts = set(), set()
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and "/result/" not in browser.current_url:
-        try:
+        with contextlib.suppress(WebDriverException):  # the page is being replaced
             bar = browser.find_element(By.ID, "import-progress")
             bars.add((bar.get_attribute("max"), bar.get_attribute("value")))
             texts.add(browser.find_element(By.ID, "import-state").text)
-        except Exception:  # the page is being replaced by the result
-            pass
         time.sleep(0.05)
     # then the bar was filled with the rows written, and the page went to the result
     assert "/result/" in browser.current_url
