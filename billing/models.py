@@ -210,8 +210,16 @@ class Subscriber(models.Model):
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
         if not self.account_number:
-            self.account_number = str(self.pk)
+            self.account_number = self._account_number_free()
             super().save(update_fields=["account_number"])
+
+    def _account_number_free(self) -> str:
+        """The id, or when someone was given that number by hand, the id with -1, -2, ..."""
+        candidate, suffix = str(self.pk), 0
+        while Subscriber.objects.filter(account_number=candidate).exclude(pk=self.pk).exists():
+            suffix += 1
+            candidate = f"{self.pk}-{suffix}"
+        return candidate
 
 
 class PhoneNumber(models.Model):
@@ -239,6 +247,23 @@ class PhoneNumber(models.Model):
 
     def __str__(self):
         return f"{self.dn} ({self.device})"
+
+    def clean(self):
+        # The database refuses overlapping periods (migration 0005); a form says why first.
+        if not (self.device_id and self.dn and self.valid_from):
+            return
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            return  # the check constraint's own message
+        others = PhoneNumber.objects.filter(device_id=self.device_id, dn=self.dn).exclude(
+            pk=self.pk).filter(models.Q(valid_to__isnull=True) | models.Q(valid_to__gte=self.valid_from))
+        if self.valid_to is not None:
+            others = others.filter(valid_from__lte=self.valid_to)
+        other = others.select_related("subscriber").order_by("valid_from").first()
+        if other is not None:
+            until = f"to {other.valid_to}" if other.valid_to else "on"
+            raise ValidationError(f"{self.dn} is held by {other.subscriber} from "
+                                  f"{other.valid_from} {until}; periods of one number cannot "
+                                  "overlap.")
 
 
 class Call(models.Model):

@@ -39,6 +39,9 @@ def subscriber_create(*, full_name: str, group: SubscriberGroup | None = None,
                 personal_code=personal_code, edrpou=edrpou, tax_code=tax_code,
                 bank_code=bank_code, bank_name=bank_name, bank_account=bank_account, plan=plan)
     except IntegrityError:  # the same account number created concurrently
+        if account_number is None:
+            raise Conflict("the account number made from the new subscriber's id was taken "
+                           "at the same moment; try again") from None
         raise Conflict(f"account number {account_number!r} belongs to another subscriber") from None
 
 
@@ -58,7 +61,12 @@ def number_add(*, subscriber: Subscriber, device: Device, dn: str, valid_from: d
             raise Conflict(f"number {dn} of {device} is held by subscriber {held.subscriber_id} "
                            f"on {valid_from}")
         later = holdings.filter(valid_from__gt=valid_from).order_by("valid_from").first()
-        return PhoneNumber.objects.create(
-            subscriber=subscriber, device=device, dn=dn, description=description[:200],
-            valid_from=valid_from,
-            valid_to=later.valid_from - timedelta(days=1) if later else None)
+        try:
+            with transaction.atomic():
+                return PhoneNumber.objects.create(
+                    subscriber=subscriber, device=device, dn=dn, description=description[:200],
+                    valid_from=valid_from,
+                    valid_to=later.valid_from - timedelta(days=1) if later else None)
+        except IntegrityError:  # given to someone else at the same moment (migration 0005)
+            raise Conflict(f"number {dn} of {device} was given to another subscriber for "
+                           f"{valid_from} at the same moment") from None

@@ -153,3 +153,27 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+def pg_connect():
+    """A connection of its own to the test database (PostgreSQL), outside Django's: for
+    tests of what two transactions at once do."""
+    import psycopg2
+    from django.db import connection
+
+    settings = connection.settings_dict
+    return psycopg2.connect(dbname=settings["NAME"], user=settings["USER"],
+                            password=settings["PASSWORD"], host=settings["HOST"],
+                            port=settings["PORT"] or 5432)
+
+
+def pg_waiting_for_a_lock(pid: int) -> bool:
+    """Whether the backend `pid` waits for a lock another transaction holds."""
+    probe = pg_connect()
+    try:
+        with probe.cursor() as cursor:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            row = cursor.fetchone()
+    finally:
+        probe.close()
+    return row is not None and row[0] == "Lock"

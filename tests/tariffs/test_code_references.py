@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from tariffs.models import Operator, PhoneCode, Tariff
-from tests.conftest import wait_for
+from tests.conftest import pg_connect, pg_waiting_for_a_lock, wait_for
 from tests.factories import OperatorFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,26 +105,11 @@ def test_an_operator_deleted_through_the_orm_takes_its_tariffs_and_codes():
 
 # Concurrency (PostgreSQL): what the foreign keys' row locks did --------------------------
 
-def _raw_connection():
-    settings = connection.settings_dict
-    return psycopg2.connect(dbname=settings["NAME"], user=settings["USER"],
-                            password=settings["PASSWORD"], host=settings["HOST"],
-                            port=settings["PORT"] or 5432)
-
-
-def _waiting_for_a_lock(pid: int) -> bool:
-    with _raw_connection() as probe, probe.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    probe.close()
-    return row is not None and row[0] == "Lock"
-
-
 @pytest.mark.postgres
 def test_a_tariff_deleted_while_codes_are_added_to_it_takes_them_too(postgres, transactional_db):
     # given a committed tariff, and a transaction that has added a code to it (uncommitted)
     tariff = TariffFactory()
-    adding, deleting = _raw_connection(), _raw_connection()
+    adding, deleting = pg_connect(), pg_connect()
     try:
         with adding.cursor() as cursor:
             cursor.execute("INSERT INTO tariffs_phonecode (operator_id, code, name, tariff_id, "
@@ -145,7 +130,7 @@ def test_a_tariff_deleted_while_codes_are_added_to_it_takes_them_too(postgres, t
         thread = threading.Thread(target=delete)
         thread.start()
         # then it waits for the first (the code's check locked the tariff)
-        wait_for(lambda: _waiting_for_a_lock(deleting_pid), timeout=10)
+        wait_for(lambda: pg_waiting_for_a_lock(deleting_pid), timeout=10)
         # and once the code is committed, the delete goes on and takes the code with it
         adding.commit()
         thread.join(30)
@@ -161,7 +146,7 @@ def test_a_tariff_deleted_while_codes_are_added_to_it_takes_them_too(postgres, t
 def test_codes_added_to_a_tariff_being_deleted_are_refused(postgres, transactional_db):
     # given a committed tariff, and a transaction that has deleted it (uncommitted)
     tariff = TariffFactory()
-    adding, deleting = _raw_connection(), _raw_connection()
+    adding, deleting = pg_connect(), pg_connect()
     try:
         with deleting.cursor() as cursor:
             cursor.execute("DELETE FROM tariffs_tariff WHERE id = %s", [tariff.pk])
@@ -184,7 +169,7 @@ def test_codes_added_to_a_tariff_being_deleted_are_refused(postgres, transaction
         thread = threading.Thread(target=add)
         thread.start()
         # then it waits for the delete, and once that is committed, the code is refused
-        wait_for(lambda: _waiting_for_a_lock(adding_pid), timeout=10)
+        wait_for(lambda: pg_waiting_for_a_lock(adding_pid), timeout=10)
         deleting.commit()
         thread.join(30)
         assert outcome == ["23503"]  # foreign_key_violation
