@@ -12,12 +12,13 @@ from billing.models import Charge, Payment, Subscriber
 from tariffs.rating import quantize_money
 
 _ZERO = Decimal(0)
-# Fonts with Cyrillic, where the system has them (subscribers' names are often Ukrainian);
-# reportlab's own Vera otherwise, which lacks Cyrillic.
+# A font with Cyrillic (subscribers' names are often Ukrainian), shipped with the code
+# (billing/fonts/LICENSE); the system's copy where a packager removed ours; reportlab's
+# Helvetica, which lacks Cyrillic, only when there is none.
 _FONTS = (
+    str(Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"),
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/Library/Fonts/Arial Unicode.ttf",
 )
 
 

@@ -1,13 +1,15 @@
 """R7.3: a subscriber's statement: opening balance, charges, payments, closing balance."""
+import io
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from pypdf import PdfReader
 
 from billing.accounts import payment_create
 from billing.models import Charge, ChargeKind, PaymentType
-from billing.statements import statement_build
+from billing.statements import statement_build, statement_pdf
 from tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +81,19 @@ def test_subscriber_list_queries_stay_bounded(client, django_assert_max_num_quer
     SubscriberFactory.create_batch(30)
     with django_assert_max_num_queries(6):
         assert client.get("/subscribers/").status_code == 200
+
+
+def test_the_pdf_writes_cyrillic_names_and_services_as_they_are(account):
+    # given a subscriber and a service named in Ukrainian
+    account.full_name = "ТОВ «Сонячний берег»"
+    account.save()
+    Charge.objects.filter(service_name="Local calls").update(service_name="Місцеві дзвінки")
+    # when May's statement is printed
+    pdf = statement_pdf(statement_build(subscriber=account, period_start=date(2023, 5, 1),
+                                        period_end=date(2023, 5, 31)))
+    # then its text, read back from the PDF, holds them (with the font shipped with the code,
+    # whatever fonts the machine has)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "ТОВ «Сонячний берег»" in text
+    assert "Місцеві дзвінки" in text
+    assert b"DejaVuSans" in pdf
