@@ -3,23 +3,32 @@
 A wizard (or the command) goes step by step: `import_sheets` (open the file, list its
 sheets), `import_preview` (the first rows as mapped, with their rejects), then
 `tariffs_import` (everything, in one transaction) -> ImportResult.
+
+An import runs in two threads: one reads the file (readers), maps its rows (mapping) and
+plans what they add (planning), chunk by chunk; the caller's thread writes each chunk in
+the caller's transaction (here), while the next is read and planned.
 """
 import contextlib
-import datetime
 import gc
 import io
 import queue
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from tariffs.importers.mapping import CodeRow, ImportOptions, Mapped, MappingError, rows_map, rows_map_chunks
+from tariffs.importers.mapping import ImportOptions, Mapped, MappingError, rows_map, rows_map_chunks
+from tariffs.importers.planning import (
+    NEW_TARIFF_ID,
+    ChunkWrites,
+    CopyText,
+    Existing,
+    ImportResult,
+    NewTariff,
+    Planner,
+)
 from tariffs.importers.readers import ImportFileError, read_rows, rows_open, sheet_names
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
 from tariffs.services import operator_rates_changed
@@ -34,28 +43,6 @@ FIRST_CHUNK_ROWS = 2_000
 
 class TariffImportError(ValueError):
     """The file, the mapping or the options are wrong: nothing was imported."""
-
-
-@dataclass
-class ImportResult:
-    """R5.2 step 6: what an import did (or, with dry_run, would do)."""
-
-    codes_added: int = 0
-    tariffs_added: int = 0
-    updated: int = 0
-    skipped: int = 0
-    rejected: list[dict] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def accepted(self) -> int:
-        """Codes and tariffs the import added, changed or deliberately left alone."""
-        return self.codes_added + self.tariffs_added + self.updated + self.skipped
-
-    def as_dict(self) -> dict:
-        return {"codes_added": self.codes_added, "tariffs_added": self.tariffs_added,
-                "updated": self.updated, "skipped": self.skipped, "rejected": self.rejected,
-                "dry_run": self.dry_run}
 
 
 def import_sheets(*, source) -> list[str]:
@@ -126,8 +113,8 @@ def _import(*, source, sheet, mapping, options, dry_run, rows, progress) -> Impo
             operator, created = _operator(options)
             plan = _plan(options)
             # An operator made by this import has nothing yet.
-            existing = _Existing() if created else _existing_read(operator)
-            planner = _Planner(operator_id=operator.pk, plan_id=plan.pk, options=options,
+            existing = Existing() if created else _existing_read(operator)
+            planner = Planner(operator_id=operator.pk, plan_id=plan.pk, options=options,
                                existing=existing)
             chunks.plan_with(planner)
             for chunk, done, total in chunks:
@@ -147,21 +134,9 @@ def _import(*, source, sheet, mapping, options, dry_run, rows, progress) -> Impo
     return result
 
 
-@dataclass
-class _ChunkWrites:
-    """What one chunk of the file adds, in the order it is written: tariffs (whose ids the
-    prices and codes then name), prices, codes."""
-
-    tariffs: list  # _NewTariff
-    prices: list  # (_NewTariff or tariff id, plan id, band id, price per minute, fee)
-    # (_NewTariff or tariff id, the codes' records, or their COPY text on PostgreSQL with
-    # NEW_TARIFF_ID where a new tariff's id goes)
-    codes: list
-
-
 class _PlannedChunks:
     """The deck read (unless its rows are given), mapped and planned in a thread of its
-    own, handed over as (_ChunkWrites, rows done, rows in all) by iterating, while the
+    own, handed over as (ChunkWrites, rows done, rows in all) by iterating, while the
     caller's thread writes the chunks before. The thread touches no database: it plans on
     what the caller read for it (`plan_with`), so the caller's connection and transaction
     stay its own. A reader's or mapping's error comes out of the iteration as
@@ -173,14 +148,14 @@ class _PlannedChunks:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._planner_given = threading.Event()
-        self._planner: _Planner | None = None
-        self._copy_text = copy_text
+        self._planner: Planner | None = None
+        self.copy_text = copy_text
         self._thread = threading.Thread(
             target=self._produce, args=(source, sheet, rows, mapping, options),
             name="tariff-import-planning", daemon=True)
         self._thread.start()
 
-    def plan_with(self, planner: "_Planner") -> None:
+    def plan_with(self, planner: "Planner") -> None:
         self._planner = planner
         self._planner_given.set()
 
@@ -203,13 +178,13 @@ class _PlannedChunks:
                 planner.add(piece)
                 done = min(done + PIECE_ROWS, total)
                 if done - handed >= size:
-                    self._queue.put((planner.chunk_take(copy_text=self._copy_text), done, total))
+                    self._queue.put((planner.chunk_take(copy_text=self.copy_text), done, total))
                     handed, size = done, min(2 * size, CHUNK_ROWS)
                 # The writing thread waits for the GIL after each reply of the database; let
                 # it have it now rather than at the interpreter's next forced switch (5 ms):
                 # otherwise every statement of a chunk waits that long.
                 time.sleep(0)
-            self._queue.put((planner.chunk_take(copy_text=self._copy_text), done, total))
+            self._queue.put((planner.chunk_take(copy_text=self.copy_text), done, total))
             self._queue.put(self._END)
         except (ImportFileError, MappingError) as exc:
             self._queue.put(TariffImportError(str(exc)))
@@ -262,51 +237,8 @@ def _plan(options: ImportOptions) -> TariffPlan:
     return plan
 
 
-@dataclass(eq=False)  # hashed by identity
-class _NewTariff:
-    """A tariff (or a tariff's new period) to insert; `pk` is filled in by the insert."""
-
-    name: str
-    direction: int
-    call_type: int | None
-    valid_from: datetime.date
-    valid_to: datetime.date | None
-    account_description: str
-    first_interval: int
-    next_interval: int
-    free_seconds: int = 0
-    min_seconds: int = 0
-    pk: int | None = None
-
-
-@dataclass(eq=False)
-class _Group:
-    """The rows of one tariff (name, direction) of the file, decided at its first accepted
-    row (`head`): where its new codes go, and what its known codes count as."""
-
-    head: CodeRow
-    # An existing tariff's id, a new tariff or period, or None: a new tariff, made at the
-    # group's first new code (a group of known codes only makes none).
-    target: int | _NewTariff | None
-    skip_known: bool        # codes the operator already has are counted as skipped
-    price_missing: bool     # the existing tariff gets its base price with the first new code
-    pending: list = field(default_factory=list)  # this chunk's new codes
-
-
-@dataclass
-class _Existing:
-    """What the operator has before the import, read once by the writing thread."""
-
-    # (name, direction) -> the latest period of that tariff.
-    latest: dict = field(default_factory=dict)
-    # (code, direction) -> names of the tariffs it belongs to.
-    codes: dict = field(default_factory=lambda: defaultdict(set))
-    codes_of: dict = field(default_factory=lambda: defaultdict(list))  # tariff id -> code rows
-    prices_of: dict = field(default_factory=lambda: defaultdict(list))  # tariff id -> prices
-
-
-def _existing_read(operator: Operator) -> _Existing:
-    existing = _Existing()
+def _existing_read(operator: Operator) -> Existing:
+    existing = Existing()
     for tariff in Tariff.objects.filter(operator=operator).order_by("valid_from"):
         existing.latest[(tariff.name, tariff.direction)] = tariff
     # Through the tariffs: codes have no index by operator (PhoneCode says why).
@@ -320,169 +252,7 @@ def _existing_read(operator: Operator) -> _Existing:
     return existing
 
 
-class _Planner:
-    """One import's decisions, in memory: each mapped row is rejected, skipped or added to
-    its tariff's group, against what the operator had (`existing`) and the rows above it;
-    `chunk_take` hands over what the rows since the last call add. No database: it runs in
-    the planning thread, the writes in the caller's (_chunk_write, _periods_write)."""
-
-    def __init__(self, *, operator_id: int, plan_id: int, options: ImportOptions,
-                 existing: _Existing):
-        self.operator_id, self.plan_id, self.options = operator_id, plan_id, options
-        self.result = ImportResult()
-        self.interval = 1 if options.per_second else 60
-        self.latest = existing.latest
-        self.codes = existing.codes
-        self.codes_of = existing.codes_of
-        self.prices_of = existing.prices_of
-        self.update = options.update and not options.codes_only
-        # Without codes_only, and without update on an operator with tariffs or codes, only
-        # the rows of one tariff can disagree with each other.
-        self.plain = not options.codes_only and not (self.update and (self.latest or self.codes))
-        self.groups: dict[tuple[str, int], _Group] = {}
-        self.closed: dict[datetime.date, list[int]] = defaultdict(list)
-        self.changed_prices: list[TariffPrice] = []
-        # Made since the last chunk_take:
-        self.new_tariffs: list[_NewTariff] = []
-        self.new_prices: list[tuple] = []  # (_NewTariff or tariff id, plan, band, price, fee)
-        self.copies: list[tuple[_NewTariff, int, datetime.date, object]] = []
-        self.touched: list[_Group] = []
-        self.text = _CopyText()  # names and dates escaped for COPY, each once
-
-    def _base_price(self, tariff_id: int) -> TariffPrice | None:
-        return next((p for p in self.prices_of.get(tariff_id, ())
-                     if p.plan_id == self.plan_id and p.band_id is None), None)
-
-    def add(self, mapped: Mapped) -> None:
-        """The next rows of the file, mapped, in the file's order."""
-        self.result.rejected.extend(mapped.rejected)
-        groups, known_codes, touched = self.groups, self.codes, self.touched
-        for r in mapped.rows:
-            key = (r.tariff, r.direction)
-            group = groups.get(key)
-            reason = self._refusal(r, key, group)
-            if reason is not None:
-                self.result.rejected.append({"row": r.row, "reason": reason})
-                continue
-            if group is None:
-                group = groups[key] = self._group(key, r)
-            if known_codes and (r.code, r.direction) in known_codes:
-                if group.skip_known:
-                    self.result.skipped += 1
-                continue
-            if not group.pending:
-                touched.append(group)
-                if group.target is None:
-                    group.target = self._tariff(group.head, valid_from=group.head.tariff_valid_from,
-                                                valid_to=None)
-                    self.new_tariffs.append(group.target)
-                    self.new_prices.append((group.target, self.plan_id, None, group.head.rate, ZERO))
-                    self.result.tariffs_added += 1
-                elif group.price_missing:
-                    self.new_prices.append((group.target, self.plan_id, None, group.head.rate, ZERO))
-                    group.price_missing = False
-            group.pending.append(r)
-
-    def _refusal(self, r: CodeRow, key: tuple[str, int], group: _Group | None) -> str | None:
-        """Why record `r` cannot be written as the options say (None: it can)."""
-        if group is not None:
-            head = group.head
-            if head.rate != r.rate:
-                return f"tariff {r.tariff!r} has rate {head.rate} in row {head.row}"
-            if head.tariff_valid_from != r.tariff_valid_from:
-                return f"tariff {r.tariff!r} is valid from {head.tariff_valid_from} in row {head.row}"
-        if self.plain:
-            return None
-        latest = self.latest.get(key)
-        if self.options.codes_only and latest is None:
-            return f"tariff {r.tariff!r} does not exist for this operator"
-        if self.update and latest is not None and latest.valid_from > r.tariff_valid_from:
-            return (f"tariff {r.tariff!r} already has a period from {latest.valid_from}, "
-                    f"after {r.tariff_valid_from}")
-        owners = self.codes.get((r.code, r.direction))
-        if self.update and owners and r.tariff not in owners:
-            return (f"code {r.code} belongs to tariff {sorted(owners)[0]!r}; an import does not "
-                    f"move codes between tariffs")
-        return None
-
-    def _group(self, key: tuple[str, int], head: CodeRow) -> _Group:
-        """What the rows of a tariff do, decided at its first accepted row."""
-        latest = self.latest.get(key)
-        options = self.options
-        if not self.update or latest is None:
-            if latest is None:
-                return _Group(head, target=None, skip_known=True, price_missing=False)
-            return _Group(head, target=latest.pk, skip_known=True,
-                          price_missing=(not options.codes_only
-                                         and self._base_price(latest.pk) is None))
-        # --update on an existing tariff.
-        price = self._base_price(latest.pk)
-        if price is not None and price.price_per_minute == head.rate:
-            return _Group(head, target=latest.pk, skip_known=True, price_missing=False)
-        self.result.updated += 1
-        start = head.tariff_valid_from
-        if latest.valid_from == start:
-            if price is None:
-                self.new_prices.append((latest.pk, self.plan_id, None, head.rate, ZERO))
-            else:
-                price.price_per_minute = head.rate
-                self.changed_prices.append(price)
-            return _Group(head, target=latest.pk, skip_known=False, price_missing=False)
-        # A new validity period from the file's date; the old one ends the day before.
-        still_open = latest.valid_to is None or latest.valid_to >= start
-        period = self._tariff(latest, valid_from=start,
-                              valid_to=latest.valid_to if still_open else None, copy=True)
-        if still_open:
-            self.closed[start - datetime.timedelta(days=1)].append(latest.pk)
-        self.new_tariffs.append(period)
-        self.copies.append((period, latest.pk, start, head.rate))
-        return _Group(head, target=period, skip_known=False, price_missing=False)
-
-    def _tariff(self, source, *, valid_from, valid_to, copy=False) -> _NewTariff:
-        if copy:
-            return _NewTariff(name=source.name, direction=source.direction,
-                              call_type=source.call_type, valid_from=valid_from,
-                              valid_to=valid_to, account_description=source.account_description,
-                              first_interval=source.first_interval,
-                              next_interval=source.next_interval,
-                              free_seconds=source.free_seconds, min_seconds=source.min_seconds)
-        return _NewTariff(name=source.tariff, direction=source.direction,
-                          call_type=source.call_type, valid_from=valid_from, valid_to=valid_to,
-                          account_description=self.options.accounts_description,
-                          first_interval=self.interval, next_interval=self.interval)
-
-    def chunk_take(self, *, copy_text: bool) -> _ChunkWrites:
-        """What the rows since the last call add; codes as COPY text if `copy_text`."""
-        prices = self.new_prices
-        for period, old_id, _start, rate in self.copies:
-            base = False
-            for p in self.prices_of.get(old_id, ()):
-                mine = p.plan_id == self.plan_id and p.band_id is None
-                base = base or mine
-                prices.append((period, p.plan_id, p.band_id,
-                               rate if mine else p.price_per_minute, p.connection_fee))
-            if not base:
-                prices.append((period, self.plan_id, None, rate, ZERO))
-        codes = []
-        for group in self.touched:
-            codes.append((group.target, group.pending))
-            self.result.codes_added += len(group.pending)
-            group.pending = []
-        for period, old_id, start, _rate in self.copies:
-            # The codes the old period still had on the new date go on with the new one.
-            carried = [c for c in self.codes_of.get(old_id, ())
-                       if c.valid_to is None or c.valid_to >= start]
-            if carried:
-                codes.append((period, carried))
-        if copy_text:
-            codes = [(target, _code_text(self.operator_id, target, records, self.text))
-                     for target, records in codes]
-        chunk = _ChunkWrites(tariffs=self.new_tariffs, prices=prices, codes=codes)
-        self.new_tariffs, self.new_prices, self.copies, self.touched = [], [], [], []
-        return chunk
-
-
-def _chunk_write(operator_id: int, chunk: _ChunkWrites) -> None:
+def _chunk_write(operator_id: int, chunk: ChunkWrites) -> None:
     """Write one chunk: its tariffs first (their ids are set), then prices and codes."""
     _tariffs_insert(operator_id, chunk.tariffs)
     _prices_insert([(_pk(t), *rest) for t, *rest in chunk.prices])
@@ -503,7 +273,7 @@ def _pk(target) -> int:
     return target if type(target) is int else target.pk
 
 
-def _periods_write(planner: _Planner) -> None:
+def _periods_write(planner: Planner) -> None:
     """The writes that wait for the whole file: old periods closed, prices changed."""
     for day, ids in planner.closed.items():
         for i in range(0, len(ids), BATCH):
@@ -517,8 +287,6 @@ def _periods_write(planner: _Planner) -> None:
 # with COPY (in the same transaction), several times faster than bulk_create's model
 # instances and INSERTs; other databases (SQLite, the embedded default) use bulk_create.
 
-ZERO = Decimal(0)
-
 _TARIFF_COLUMNS = ("operator_id", "name", "direction", "call_type", "valid_from", "valid_to",
                    "account_description", "first_interval", "next_interval", "free_seconds",
                    "min_seconds")
@@ -527,7 +295,7 @@ _CODE_COLUMNS = ("operator_id", "code", "name", "tariff_id", "call_type", "categ
                  "valid_to")
 
 
-def _tariffs_insert(operator_id: int, tariffs: list[_NewTariff]) -> None:
+def _tariffs_insert(operator_id: int, tariffs: list[NewTariff]) -> None:
     """Insert new tariffs and set their `pk`."""
     if not tariffs:
         return
@@ -539,7 +307,7 @@ def _tariffs_insert(operator_id: int, tariffs: list[_NewTariff]) -> None:
                            "FROM generate_series(1, %s)", [Tariff._meta.db_table, len(tariffs)])
             for t, (pk,) in zip(tariffs, cursor.fetchall(), strict=True):
                 t.pk = pk
-        text = _CopyText()
+        text = CopyText()
         _copy(Tariff, ("id", *_TARIFF_COLUMNS), [
             f"{t.pk}\t{operator_id}\t{text[t.name]}\t{t.direction}\t{text[t.call_type]}\t"
             f"{text[t.valid_from]}\t{text[t.valid_to]}\t{text[t.account_description]}\t"
@@ -567,29 +335,13 @@ def _prices_insert(prices: list[tuple]) -> None:
     if not prices:
         return
     if connection.vendor == "postgresql":
-        text = _CopyText()
+        text = CopyText()
         _copy(TariffPrice, _PRICE_COLUMNS,
               [f"{t}\t{plan}\t{text[band]}\t{price}\t{fee}\n" for t, plan, band, price, fee in prices])
         return
     TariffPrice.objects.bulk_create(
         [TariffPrice(**dict(zip(_PRICE_COLUMNS, p, strict=True))) for p in prices],
         batch_size=BATCH)
-
-
-# Where a new tariff's id goes in the COPY text of its codes, made before the tariff has an
-# id: a character that no COPY text can hold (the mapping refuses it in names), replaced
-# by the id when the chunk is written.
-NEW_TARIFF_ID = "\x00"
-
-
-def _code_text(operator_id: int, target, records: list, text: "_CopyText") -> str:
-    """The codes of one tariff as COPY text (_CODE_COLUMNS)."""
-    tariff_id = target if type(target) is int else NEW_TARIFF_ID
-    head = f"{operator_id}\t"
-    middle = f"\t{tariff_id}\t"
-    return "".join([f"{head}{r.code}\t{text[r.name]}{middle}{text[r.call_type]}\t"
-                    f"{text[r.category]}\t{text[r.valid_from]}\t{text[r.valid_to]}\n"
-                    for r in records])
 
 
 def _copy(model, columns: tuple[str, ...], parts: Iterable[str]) -> None:
@@ -602,21 +354,3 @@ def _copy(model, columns: tuple[str, ...], parts: Iterable[str]) -> None:
     with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN",
                                   io.StringIO(text), size=max(len(text), 1))
-
-
-class _CopyText(dict):
-    """Values as COPY text, each distinct value (a destination, a date) escaped once."""
-
-    def __missing__(self, value):
-        text = self[value] = _copy_text(value)
-        return text
-
-
-def _copy_text(value) -> str:
-    if value is None:
-        return "\\N"
-    text = str(value)
-    if any(ch in text for ch in "\\\t\n\r"):
-        text = (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                .replace("\r", "\\r"))
-    return text
