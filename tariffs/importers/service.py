@@ -184,7 +184,8 @@ class _PlannedChunks:
                 # it have it now rather than at the interpreter's next forced switch (5 ms):
                 # otherwise every statement of a chunk waits that long.
                 time.sleep(0)
-            self._queue.put((planner.chunk_take(copy_text=self.copy_text), done, total))
+            if handed != done or not handed:  # the rows since the last chunk, if any
+                self._queue.put((planner.chunk_take(copy_text=self.copy_text), done, total))
             self._queue.put(self._END)
         except (ImportFileError, MappingError) as exc:
             self._queue.put(TariffImportError(str(exc)))

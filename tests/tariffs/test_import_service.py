@@ -318,3 +318,19 @@ def test_the_garbage_collector_is_left_as_the_import_found_it(tmp_path, enabled)
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2_000, 110_000])
+def test_progress_is_reported_once_per_chunk_up_to_the_whole_file(tmp_path, rows):
+    # given a deck whose chunks (2,000 rows, then twice as many up to 20,000) may end
+    # exactly at its last row (110,000 = 2,000 + 4,000 + 8,000 + 16,000 + 20,000 x 4)
+    deck = [["Код", "Назва", "Ціна"]] + [[str(1_000_000 + i), f"D {i // 100}", "1"]
+                                          for i in range(rows)]
+    path = write_csv(tmp_path / "deck.csv", deck)
+    reports = []
+    # when it is imported
+    tariffs_import(source=path, sheet=None, mapping=MAPPING, options=options(),
+                   progress=lambda done, total: reports.append((done, total)))
+    # then each report says more rows than the last, and the last says all of them
+    assert reports[-1] == (rows, rows)
+    assert [done for done, _ in reports] == sorted({done for done, _ in reports})
