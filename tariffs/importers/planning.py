@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # model instances of Existing, read by the service
 ZERO = Decimal(0)
 
 
-
 @dataclass
 class ImportResult:
     """R5.2 step 6: what an import did (or, with dry_run, would do)."""
@@ -189,8 +188,8 @@ class Planner:
             if latest is None:
                 return Group(head, target=None, skip_known=True, price_missing=False)
             return Group(head, target=latest.pk, skip_known=True,
-                          price_missing=(not options.codes_only
-                                         and self._base_price(latest.pk) is None))
+                         price_missing=(not options.codes_only
+                                        and self._base_price(latest.pk) is None))
         # --update on an existing tariff.
         price = self._base_price(latest.pk)
         if price is not None and price.price_per_minute == head.rate:
@@ -217,15 +216,15 @@ class Planner:
     def _tariff(self, source, *, valid_from, valid_to, copy=False) -> NewTariff:
         if copy:
             return NewTariff(name=source.name, direction=source.direction,
-                              call_type=source.call_type, valid_from=valid_from,
-                              valid_to=valid_to, account_description=source.account_description,
-                              first_interval=source.first_interval,
-                              next_interval=source.next_interval,
-                              free_seconds=source.free_seconds, min_seconds=source.min_seconds)
+                             call_type=source.call_type, valid_from=valid_from,
+                             valid_to=valid_to, account_description=source.account_description,
+                             first_interval=source.first_interval,
+                             next_interval=source.next_interval,
+                             free_seconds=source.free_seconds, min_seconds=source.min_seconds)
         return NewTariff(name=source.tariff, direction=source.direction,
-                          call_type=source.call_type, valid_from=valid_from, valid_to=valid_to,
-                          account_description=self.options.accounts_description,
-                          first_interval=self.interval, next_interval=self.interval)
+                         call_type=source.call_type, valid_from=valid_from, valid_to=valid_to,
+                         account_description=self.options.accounts_description,
+                         first_interval=self.interval, next_interval=self.interval)
 
     def chunk_take(self, *, copy_text: bool) -> ChunkWrites:
         """What the rows since the last call add; codes as COPY text if `copy_text`."""

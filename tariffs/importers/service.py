@@ -115,7 +115,7 @@ def _import(*, source, sheet, mapping, options, dry_run, rows, progress) -> Impo
             # An operator made by this import has nothing yet.
             existing = Existing() if created else _existing_read(operator)
             planner = Planner(operator_id=operator.pk, plan_id=plan.pk, options=options,
-                               existing=existing)
+                              existing=existing)
             chunks.plan_with(planner)
             for chunk, done, total in chunks:
                 _chunk_write(operator.pk, chunk)
