@@ -143,10 +143,26 @@ def _check_unpacked_size(path: Path) -> None:
                               f"the {MAX_UNPACKED_BYTES // (1024 * 1024)} MB allowed")
 
 
+EXCEL_READER_VARIABLE = "TARISCOPE_EXCEL_READER"
+EXCEL_READERS = ("auto", "calamine", "openpyxl")
+
+
 def _calamine():
+    """python-calamine, or None when Excel files are read with openpyxl (xlsx only): when
+    TARISCOPE_EXCEL_READER (read at each call) is `openpyxl`, or is `auto` (the default)
+    and python-calamine is not installed."""
+    wanted = os.environ.get(EXCEL_READER_VARIABLE, "").strip().lower() or "auto"
+    if wanted not in EXCEL_READERS:
+        raise ImportFileError(f"{EXCEL_READER_VARIABLE} is {wanted!r}; it must be one of "
+                              f"{', '.join(EXCEL_READERS)}")
+    if wanted == "openpyxl":
+        return None
     try:
         import python_calamine
-    except ImportError:  # the openpyxl fallback (xlsx only)
+    except ImportError:
+        if wanted == "calamine":
+            raise ImportFileError("reading Excel files with calamine needs the Python package "
+                                  "python-calamine") from None
         return None
     return python_calamine
 

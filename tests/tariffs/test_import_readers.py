@@ -119,3 +119,68 @@ def test_access_without_mdbtools_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ImportFileError, match="needs mdb-tables \\(the mdbtools package\\)"):
         sheet_names(path)
+
+
+# The two Excel readers: python-calamine, and openpyxl where calamine is absent or unwanted
+
+def _workbook_off_a1(path):
+    """Two sheets; the rates start at C4, below a title and beside a column of notes."""
+    book = openpyxl.Workbook()
+    book.active.title = "Notes"
+    book.active["A1"] = "see Rates"
+    sheet = book.create_sheet("Rates")
+    sheet["A1"] = "Rates of 2024"
+    sheet["C4"], sheet["D4"], sheet["E4"] = "Код", "Назва", "Ціна"
+    rows = [(380, "Україна", 1.5), ("38050-38052", "Мобільні", 2.25), (44, "UK", None)]
+    for number, row in enumerate(rows, start=5):
+        for column, value in zip("CDE", row, strict=True):
+            sheet[f"{column}{number}"] = value
+    sheet["B7"] = "no rate yet"
+    book.save(path)
+    return path
+
+
+def _plain(rows):
+    """Cells as the mapping sees them: a number is its value, an empty cell is None."""
+    return [[None if cell in ("", None) else float(cell) if isinstance(cell, int | float)
+             else cell for cell in row] for row in rows]
+
+
+@pytest.mark.parametrize("reader", ["calamine", "openpyxl"])
+def test_each_excel_reader_numbers_rows_and_columns_as_excel_does(tmp_path, monkeypatch, reader):
+    monkeypatch.setenv("TARISCOPE_EXCEL_READER", reader)
+    rows = _plain(read_rows(_workbook_off_a1(tmp_path / "deck.xlsx"), "Rates"))
+    # Row 4 of the sheet is rows[3], column C is index 2; trailing empty cells do not count.
+    assert rows[0][0] == "Rates of 2024"
+    assert rows[3][2:5] == ["Код", "Назва", "Ціна"]
+    assert rows[4][2:5] == [380.0, "Україна", 1.5]
+    assert rows[6][1:4] == ["no rate yet", 44.0, "UK"]
+    assert len(rows) == 7
+
+
+def test_both_excel_readers_give_the_same_rows(tmp_path, monkeypatch):
+    path = _workbook_off_a1(tmp_path / "deck.xlsx")
+    read = {}
+    for reader in ("calamine", "openpyxl"):
+        monkeypatch.setenv("TARISCOPE_EXCEL_READER", reader)
+        read[reader] = _plain(read_rows(path, "Rates"))
+    width = max(len(row) for rows in read.values() for row in rows)
+    padded = {k: [row + [None] * (width - len(row)) for row in rows] for k, rows in read.items()}
+    assert padded["calamine"] == padded["openpyxl"]
+
+
+def test_an_unknown_excel_reader_is_refused_naming_the_choices(tmp_path, monkeypatch):
+    monkeypatch.setenv("TARISCOPE_EXCEL_READER", "libreoffice")
+    with pytest.raises(ImportFileError, match="TARISCOPE_EXCEL_READER is 'libreoffice'; it must "
+                                              "be one of auto, calamine, openpyxl"):
+        read_rows(_workbook_off_a1(tmp_path / "deck.xlsx"))
+
+
+def test_xls_needs_calamine(tmp_path, monkeypatch):
+    path = tmp_path / "deck.xls"
+    book = xlwt.Workbook()
+    book.add_sheet("Rates").write(0, 0, "code")
+    book.save(str(path))
+    monkeypatch.setenv("TARISCOPE_EXCEL_READER", "openpyxl")
+    with pytest.raises(ImportFileError, match=".xls files need python-calamine"):
+        read_rows(path)

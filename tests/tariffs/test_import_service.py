@@ -74,7 +74,9 @@ def test_per_second_and_account_description_apply_to_new_tariffs(tmp_path):
         1, 1, "Міжнародні")
 
 
-def test_xlsx_with_header_in_any_language_and_dates_as_cells(tmp_path):
+@pytest.mark.parametrize("reader", ["calamine", "openpyxl"])
+def test_xlsx_with_header_in_any_language_and_dates_as_cells(tmp_path, monkeypatch, reader):
+    monkeypatch.setenv("TARISCOPE_EXCEL_READER", reader)
     path = tmp_path / "deck.xlsx"
     book = openpyxl.Workbook()
     sheet = book.active
