@@ -177,3 +177,40 @@ def pg_waiting_for_a_lock(pid: int) -> bool:
     finally:
         probe.close()
     return row is not None and row[0] == "Lock"
+
+
+def pg_race(first: tuple[str, list], second: tuple[str, list]) -> str:
+    """Two transactions at once on PostgreSQL: `first` (SQL, parameters) runs and stays
+    uncommitted; `second` runs in another transaction, which must then wait for a lock of
+    the first (else the test fails: nothing serialised them); the first commits. Returns
+    what became of the second: "committed", or the SQLSTATE it failed with."""
+    import threading
+
+    import psycopg2
+
+    holding, waiting = pg_connect(), pg_connect()
+    outcome = []
+    try:
+        with holding.cursor() as cursor:
+            cursor.execute(*first)
+        waiting_pid = waiting.get_backend_pid()
+
+        def run_second():
+            try:
+                with waiting.cursor() as cursor:
+                    cursor.execute(*second)
+                waiting.commit()
+                outcome.append("committed")
+            except psycopg2.Error as exc:
+                outcome.append(exc.pgcode)
+
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        wait_for(lambda: pg_waiting_for_a_lock(waiting_pid), timeout=10)
+        holding.commit()
+        thread.join(30)
+        assert not thread.is_alive(), "the second transaction never finished"
+        return outcome[0]
+    finally:
+        holding.close()
+        waiting.close()

@@ -1,15 +1,13 @@
 """R6.2: one number of one device is held by one subscriber at a time, whoever writes the
 periods (number_add, the admin, two requests at once, SQL): migration billing 0005."""
-import threading
 from datetime import date
 
-import psycopg2
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from billing.models import PhoneNumber
-from tests.conftest import pg_connect, pg_waiting_for_a_lock, wait_for
+from tests.conftest import pg_race
 from tests.factories import DeviceFactory, PhoneNumberFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,37 +60,16 @@ def test_a_number_given_to_two_subscribers_at_once_is_held_by_the_first(postgres
     # January (uncommitted)
     device = DeviceFactory()
     alice, bob = SubscriberFactory(), SubscriberFactory()
-    first, second = pg_connect(), pg_connect()
     insert = ("INSERT INTO billing_phonenumber (subscriber_id, device_id, dn, description, "
               "valid_from) VALUES (%s, %s, '101', '', %s)")
-    try:
-        with first.cursor() as cursor:
-            cursor.execute(insert, [alice.pk, device.pk, date(2024, 1, 1)])
-        second_pid = second.get_backend_pid()
-        outcome = []
-
-        def give_to_bob():
-            try:
-                with second.cursor() as cursor:
-                    cursor.execute(insert, [bob.pk, device.pk, date(2024, 2, 1)])
-                second.commit()
-                outcome.append("given")
-            except psycopg2.IntegrityError as exc:
-                outcome.append(exc.pgcode)
-
-        # when another gives it to Bob from February
-        thread = threading.Thread(target=give_to_bob)
-        thread.start()
-        # then it waits for the first, and once that commits, it is refused
-        wait_for(lambda: pg_waiting_for_a_lock(second_pid), timeout=10)
-        first.commit()
-        thread.join(30)
-        assert outcome == ["23P01"]  # exclusion_violation
-        assert list(PhoneNumber.objects.filter(dn="101").values_list("subscriber", flat=True)) == [
-            alice.pk]
-    finally:
-        first.close()
-        second.close()
+    # when another gives it to Bob from February, it waits for the first; once that is
+    # committed, it is refused
+    outcome = pg_race((insert, [alice.pk, device.pk, date(2024, 1, 1)]),
+                      (insert, [bob.pk, device.pk, date(2024, 2, 1)]))
+    # then Alice holds it
+    assert outcome == "23P01"  # exclusion_violation
+    assert list(PhoneNumber.objects.filter(dn="101").values_list("subscriber", flat=True)) == [
+        alice.pk]
 
 
 def test_a_form_is_told_whose_period_a_new_one_overlaps():

@@ -2,14 +2,12 @@
 any writer, although they are checked per statement by triggers rather than by foreign
 keys (tariffs.models.PhoneCode says why; migration 0003 has the triggers)."""
 import datetime
-import threading
 
-import psycopg2
 import pytest
 from django.db import IntegrityError, connection, transaction
 
 from tariffs.models import Operator, PhoneCode, Tariff
-from tests.conftest import pg_connect, pg_waiting_for_a_lock, wait_for
+from tests.conftest import pg_race
 from tests.factories import OperatorFactory, TariffFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,75 +103,32 @@ def test_an_operator_deleted_through_the_orm_takes_its_tariffs_and_codes():
 
 # Concurrency (PostgreSQL): what the foreign keys' row locks did --------------------------
 
+ADD_CODE = ("INSERT INTO tariffs_phonecode (operator_id, code, name, tariff_id, category, "
+            "valid_from) VALUES (%s, '380', '', %s, '', %s)")
+
+
 @pytest.mark.postgres
 def test_a_tariff_deleted_while_codes_are_added_to_it_takes_them_too(postgres, transactional_db):
     # given a committed tariff, and a transaction that has added a code to it (uncommitted)
     tariff = TariffFactory()
-    adding, deleting = pg_connect(), pg_connect()
-    try:
-        with adding.cursor() as cursor:
-            cursor.execute("INSERT INTO tariffs_phonecode (operator_id, code, name, tariff_id, "
-                           "category, valid_from) VALUES (%s, '380', '', %s, '', %s)",
-                           [tariff.operator_id, tariff.pk, DAY])
-        deleting_pid = deleting.get_backend_pid()
-        errors = []
-
-        def delete():
-            try:
-                with deleting.cursor() as cursor:
-                    cursor.execute("DELETE FROM tariffs_tariff WHERE id = %s", [tariff.pk])
-                deleting.commit()
-            except Exception as exc:  # reported below
-                errors.append(exc)
-
-        # when another transaction deletes the tariff
-        thread = threading.Thread(target=delete)
-        thread.start()
-        # then it waits for the first (the code's check locked the tariff)
-        wait_for(lambda: pg_waiting_for_a_lock(deleting_pid), timeout=10)
-        # and once the code is committed, the delete goes on and takes the code with it
-        adding.commit()
-        thread.join(30)
-        assert not thread.is_alive() and errors == []
-        assert not Tariff.objects.filter(pk=tariff.pk).exists()
-        assert not PhoneCode.objects.filter(tariff_id=tariff.pk).exists()
-    finally:
-        adding.close()
-        deleting.close()
+    adding = (ADD_CODE, [tariff.operator_id, tariff.pk, DAY])
+    # when another transaction deletes the tariff, it waits for the first (the code's check
+    # locked the tariff); once the code is committed, the delete goes on
+    outcome = pg_race(adding, ("DELETE FROM tariffs_tariff WHERE id = %s", [tariff.pk]))
+    # then it took the code with it
+    assert outcome == "committed"
+    assert not Tariff.objects.filter(pk=tariff.pk).exists()
+    assert not PhoneCode.objects.filter(tariff_id=tariff.pk).exists()
 
 
 @pytest.mark.postgres
 def test_codes_added_to_a_tariff_being_deleted_are_refused(postgres, transactional_db):
     # given a committed tariff, and a transaction that has deleted it (uncommitted)
     tariff = TariffFactory()
-    adding, deleting = pg_connect(), pg_connect()
-    try:
-        with deleting.cursor() as cursor:
-            cursor.execute("DELETE FROM tariffs_tariff WHERE id = %s", [tariff.pk])
-        adding_pid = adding.get_backend_pid()
-        outcome = []
-
-        def add():
-            try:
-                with adding.cursor() as cursor:
-                    cursor.execute("INSERT INTO tariffs_phonecode (operator_id, code, name, "
-                                   "tariff_id, category, valid_from) "
-                                   "VALUES (%s, '380', '', %s, '', %s)",
-                                   [tariff.operator_id, tariff.pk, DAY])
-                adding.commit()
-                outcome.append("committed")
-            except psycopg2.IntegrityError as exc:
-                outcome.append(exc.pgcode)
-
-        # when another transaction adds a code to it
-        thread = threading.Thread(target=add)
-        thread.start()
-        # then it waits for the delete, and once that is committed, the code is refused
-        wait_for(lambda: pg_waiting_for_a_lock(adding_pid), timeout=10)
-        deleting.commit()
-        thread.join(30)
-        assert outcome == ["23503"]  # foreign_key_violation
-        assert not PhoneCode.objects.filter(tariff_id=tariff.pk).exists()
-    finally:
-        adding.close()
-        deleting.close()
+    deleting = ("DELETE FROM tariffs_tariff WHERE id = %s", [tariff.pk])
+    # when another transaction adds a code to it, it waits for the delete; once that is
+    # committed, the code is refused
+    outcome = pg_race(deleting, (ADD_CODE, [tariff.operator_id, tariff.pk, DAY]))
+    # then
+    assert outcome == "23503"  # foreign_key_violation
+    assert not PhoneCode.objects.filter(tariff_id=tariff.pk).exists()

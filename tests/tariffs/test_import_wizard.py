@@ -457,16 +457,23 @@ def test_a_deck_whose_every_row_is_rejected_writes_nothing(importer):
 
 # Step 5 with a broker: a task and a progress page ----------------------------------------
 
-@pytest.mark.django_db(transaction=True)
-def test_with_a_broker_a_worker_imports_the_file_behind_the_progress_page(client, pipeline_worker,
-                                                                         monkeypatch):
-    # given a broker and a Celery worker, and every file counted as large
+@pytest.fixture
+def worker_importer(client, pipeline_worker, monkeypatch):
+    """A logged-in importer, a broker and a Celery worker, and every file counted as large
+    (imported by the worker behind the progress page)."""
     needs(not django_settings.CELERY_TASK_ALWAYS_EAGER,
           "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
     monkeypatch.setattr(views, "BACKGROUND_BYTES", 0)
     user = User.objects.create_user("tariffs", password="pw-tariffs-1")
     user.user_permissions.add(Permission.objects.get(codename="add_tariff"))
     client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_a_worker_imports_the_file_behind_the_progress_page(worker_importer):
+    # given a broker and a Celery worker, and every file counted as large
+    client = worker_importer
     import_id = to_options(client, "deck.csv", csv_bytes(DECK), "csv",
                            columns={"code": "A", "name": "B", "rate": "C", "calltype": "D"})
     # when the options are sent
@@ -482,15 +489,9 @@ def test_with_a_broker_a_worker_imports_the_file_behind_the_progress_page(client
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_a_broker_the_status_reports_the_rows_written_so_far(client, pipeline_worker,
-                                                                  monkeypatch):
+def test_with_a_broker_the_status_reports_the_rows_written_so_far(worker_importer):
     # given a broker, a Celery worker and a deck of 100,000 codes
-    needs(not django_settings.CELERY_TASK_ALWAYS_EAGER,
-          "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
-    monkeypatch.setattr(views, "BACKGROUND_BYTES", 0)
-    user = User.objects.create_user("tariffs", password="pw-tariffs-1")
-    user.user_permissions.add(Permission.objects.get(codename="add_tariff"))
-    client.force_login(user)
+    client = worker_importer
     deck = [["code", "name", "rate"]] + [[str(1_000_000 + i), f"Dest {i // 100}", "0.5"]
                                          for i in range(100_000)]
     import_id = to_options(client, "big.csv", csv_bytes(deck), "csv",
