@@ -168,20 +168,22 @@ def _calamine():
 
 
 def _excel_sheet_names(path: Path) -> list[str]:
+    workbook, names, _calamine_read = _excel_open(path)
+    workbook.close()
+    return names
+
+
+def _excel_open(path: Path):
+    """The workbook open (calamine's, or openpyxl's read-only one), its sheets' names, and
+    whether it is calamine's."""
     _check_unpacked_size(path)
     calamine = _calamine()
     try:
         if calamine is not None:
             workbook = calamine.CalamineWorkbook.from_path(str(path))
-            try:
-                return list(workbook.sheet_names)
-            finally:
-                workbook.close()
+            return workbook, list(workbook.sheet_names), True
         workbook = _openpyxl_open(path)
-        try:
-            return list(workbook.sheetnames)
-        finally:
-            workbook.close()
+        return workbook, list(workbook.sheetnames), False
     except ImportFileError:
         raise
     except Exception as exc:  # every reader's own errors: the file is not a workbook
@@ -197,32 +199,25 @@ def _openpyxl_open(path: Path):
 
 
 def _excel_rows(path: Path, sheet: str | None) -> SheetRows:
-    names = _excel_sheet_names(path)
-    if not names:
-        raise ImportFileError(f"{path.name}: the workbook has no sheets")
-    name = names[0] if sheet is None else sheet
-    if name not in names:
-        raise ImportFileError(f"{path.name}: no sheet {sheet!r}; the sheets are {', '.join(names)}")
-    calamine = _calamine()
+    workbook, names, calamine_read = _excel_open(path)  # opened once; closed after its rows
     try:
-        if calamine is not None:
-            workbook = calamine.CalamineWorkbook.from_path(str(path))
-            try:
-                loaded = workbook.get_sheet_by_name(name)
-            except BaseException:
-                workbook.close()
-                raise
-            return _calamine_rows(path, name, workbook, loaded)
-        workbook = _openpyxl_open(path)
+        if not names:
+            raise ImportFileError(f"{path.name}: the workbook has no sheets")
+        name = names[0] if sheet is None else sheet
+        if name not in names:
+            raise ImportFileError(f"{path.name}: no sheet {sheet!r}; the sheets are "
+                                  f"{', '.join(names)}")
         try:
+            if calamine_read:
+                return _calamine_rows(path, name, workbook, workbook.get_sheet_by_name(name))
             return SheetRows(workbook[name].max_row or 0, _openpyxl_rows(path, name, workbook))
-        except BaseException:
-            workbook.close()
+        except ImportFileError:
             raise
-    except ImportFileError:
+        except Exception as exc:
+            raise ImportFileError(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
+    except BaseException:
+        workbook.close()
         raise
-    except Exception as exc:
-        raise ImportFileError(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
 
 
 def _calamine_rows(path: Path, name: str, workbook, loaded) -> SheetRows:

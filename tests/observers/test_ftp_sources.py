@@ -155,16 +155,22 @@ def test_lftp_upload_is_delivered_once(tmp_path):
     local = tmp_path / CUCM_NAME
     local.write_bytes(CUCM_CDR)
     with serving(source):
-        host, port = source.address
         # when lftp uploads it
-        script = (f"set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 2; "
-                  f"open -u {USER},{PASSWORD} -p {port} {host}; put {local}; bye")
-        result = subprocess.run(["lftp", "-c", script], capture_output=True, timeout=10)
-        assert result.returncode == 0, result.stderr
+        lftp_put(source, local, "set ftp:ssl-allow no")
         # then it is delivered once and moved to done/
         eventually(lambda: deliver.received)
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
     assert files_in(source.home) == [f"done/{CUCM_NAME}"]
+
+
+def lftp_put(source, local, settings: str) -> None:
+    """lftp (with `settings`, its `set` commands) uploads `local` to our server `source`,
+    as a PBX would; it must succeed."""
+    host, port = source.address
+    script = (f"{settings}; set net:max-retries 1; set net:timeout 2; "
+              f"open -u {USER},{PASSWORD} -p {port} {host}; put {local}; bye")
+    result = subprocess.run(["lftp", "-c", script], capture_output=True, timeout=10)
+    assert result.returncode == 0, result.stderr
 
 
 def test_connect_and_disconnect_of_each_session_are_notified(tmp_path):

@@ -9,7 +9,6 @@ import logging
 import re
 import shutil
 import ssl
-import subprocess
 import time
 from types import SimpleNamespace
 
@@ -35,6 +34,7 @@ from tests.observers.test_ftp_sources import (
     client_source,
     eventually,
     files_in,
+    lftp_put,
     running,
     server_source,
     serving,
@@ -163,13 +163,9 @@ def test_lftp_ftps_upload_is_delivered_once(tmp_path, cert):
     local = tmp_path / CUCM_NAME
     local.write_bytes(CUCM_CDR)
     with serving(source):
-        host, port = source.address
         # when lftp uploads it over TLS, control and data protected
-        script = ("set ftp:ssl-force true; set ftp:ssl-protect-data true; "
-                  "set ssl:verify-certificate no; set net:max-retries 1; set net:timeout 2; "
-                  f"open -u {USER},{PASSWORD} -p {port} {host}; put {local}; bye")
-        result = subprocess.run(["lftp", "-c", script], capture_output=True, timeout=10)
-        assert result.returncode == 0, result.stderr
+        lftp_put(source, local, "set ftp:ssl-force true; set ftp:ssl-protect-data true; "
+                                "set ssl:verify-certificate no")
         # then it is delivered once and moved to done/
         eventually(lambda: deliver.received)
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]

@@ -3,7 +3,6 @@ apply_config; the supervisor restarting a collector whose settings were edited."
 import html
 import json
 import re
-import threading
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -11,9 +10,9 @@ from django.contrib.auth.models import Permission, User
 from billing.models import Call
 from billing.siteconfig import SiteConfigError, site_config_apply, site_config_export
 from observers.models import ObserverProfile, ObserverState
-from observers.supervisor import Supervisor
 from tests.conftest import wait_for
 from tests.factories import DeviceFactory, ObserverProfileFactory
+from tests.observers.test_observer_pages import supervising
 from tests.observers.threecx_cdr import cdr_file, cdr_line
 
 RADIUS_SETTINGS = {"secret": "radius-shared-s3cret", "port": 18130,
@@ -327,11 +326,7 @@ def test_supervisor_restarts_a_collector_whose_settings_were_edited(client, tmp_
     profile = ObserverProfileFactory(name="Sup2", settings={"path": str(first),
                                                             "settle_seconds": 0})
     _staff(client, "change_observerprofile")
-    supervisor = Supervisor(interval=0.1, check_every=0.1)
-    stop = threading.Event()
-    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with supervising() as supervisor:
         wait_for(lambda: ObserverProfile.objects.get(pk=profile.pk).state == ObserverState.ONLINE)
         started = supervisor.running["Sup2"].thread
         # when the UI moves it to folder b and a CDR file arrives there
@@ -347,7 +342,3 @@ def test_supervisor_restarts_a_collector_whose_settings_were_edited(client, tmp_
         wait_for(lambda: Call.objects.filter(device=profile.device).count() == 1)
         assert supervisor.running["Sup2"].thread is not started
         assert not started.is_alive()
-    finally:
-        stop.set()
-        thread.join(10)
-    assert not thread.is_alive()

@@ -1,4 +1,5 @@
 """R2.5, R2.7: the observers page, start/stop, the log and the rejects list; the supervisor."""
+import contextlib
 import threading
 
 import pytest
@@ -90,17 +91,25 @@ def test_supervisor_follows_the_enabled_flag(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     profile = ObserverProfileFactory(name="Sup1", settings={"path": str(inbox)})
-    supervisor = Supervisor(interval=0.1, check_every=0.1)
-    stop = threading.Event()
-    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with supervising() as supervisor:
         # when the supervisor runs, then the collector goes online
         wait_for(lambda: ObserverProfile.objects.get(pk=profile.pk).state == ObserverState.ONLINE)
         # and when the profile is disabled, it goes offline
         ObserverProfile.objects.filter(pk=profile.pk).update(enabled=False)
         wait_for(lambda: ObserverProfile.objects.get(pk=profile.pk).state == ObserverState.OFFLINE)
         wait_for(lambda: "Sup1" not in supervisor.running)
+
+
+@contextlib.contextmanager
+def supervising():
+    """A Supervisor running in a thread (quick intervals) while the block runs; it must
+    stop when asked."""
+    supervisor = Supervisor(interval=0.1, check_every=0.1)
+    stop = threading.Event()
+    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield supervisor
     finally:
         stop.set()
         thread.join(10)
