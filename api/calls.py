@@ -9,7 +9,7 @@ from api.params import ParamError, paged
 from api.schema import PARAMS_NOTE, errors, page_of, paging, query
 from billing.models import Call, Device
 from billing.selectors import call_list
-from tariffs.models import CallType
+from tariffs.choices import CallType
 from tariffs.rating import quantize_money
 
 _CALL = inline_serializer("Call", {

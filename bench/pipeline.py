@@ -8,7 +8,7 @@ COPY (what `psql \\copy` does).
 
 The database of DATABASE_URL is used as it is (migrated beforehand); the script creates the
 demo site there when it has none (`seed_demo --days 1`), empties the call table, and then:
-  (b) ingests the file through `observers.services.profile_ingest` — archive (fsync), parse,
+  (b) ingests the file through `observers.pipeline.profile_ingest` — archive (fsync), parse,
       normalise, classify, rate, insert — in this process, in one go; or, with `--workers K`,
       as a collector delivers a file with a broker (`profile_deliver`: archive, then one task
       per piece of TARISCOPE_TASK_BYTES) to a Celery worker of K processes started by the
@@ -42,8 +42,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from billing.models import Call, Node  # noqa: E402
+from observers.delivery import profile_deliver  # noqa: E402
 from observers.models import ObserverProfile  # noqa: E402
-from observers.services import profile_deliver, profile_ingest  # noqa: E402
+from observers.pipeline import profile_ingest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rating import cpu_model  # noqa: E402  (bench/rating.py: the machine's CPU, once)

@@ -179,9 +179,9 @@ def collect(port_queue, stop_event, stats_queue, profile_name: str):
     """The child process of --pipeline: the profile's source as observers.runner builds it
     (deliver = archive with fsync, then enqueue observers.process_chunk)."""
     django_setup()
+    from observers.logs import profile_logger
     from observers.models import ObserverProfile
     from observers.runner import build_source
-    from observers.services import profile_logger
 
     profile = ObserverProfile.objects.select_related("device").get(name=profile_name)
     source = build_source(profile, profile_logger(profile))
@@ -218,10 +218,10 @@ def site_prepare(port: int):
     from django.core.management import call_command
     from django.db import connection
 
-    from billing.demo import NODE_NAME, OPERATOR_NAME, PLAN_NAME
     from billing.models import Device, DeviceType, Node, Route
     from observers.models import ObserverProfile, SourceType
     from tariffs.models import Operator, TariffPlan
+    from tariscope.demo.site import NODE_NAME, OPERATOR_NAME, PLAN_NAME
 
     if not Node.objects.filter(name=NODE_NAME).exists():
         call_command("seed_demo", "--days", "1", "--cdr-dir", tempfile.mkdtemp())

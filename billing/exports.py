@@ -2,7 +2,7 @@
 import csv
 import zoneinfo
 
-from tariffs.models import CallType, Direction
+from tariffs.choices import CallType, Direction
 from tariffs.rating import quantize_money
 
 # The first columns are a contract (issue 3); add new ones after them.

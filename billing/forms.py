@@ -3,7 +3,7 @@
 from django import forms
 
 from billing.models import Device, Subscriber, SubscriberGroup
-from tariffs.models import CallType, Direction
+from tariffs.choices import CallType, Direction
 
 _DATE = forms.DateInput(attrs={"type": "date"})
 

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-from tariffs.models import CallType, Direction, Operator, Tariff, TariffPlan
+from tariffs.choices import CallType, Direction
+from tariffs.models import Operator, Tariff, TariffPlan
 
 digits = RegexValidator(r"^[0-9]*$", "Digits only.")
 

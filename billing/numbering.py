@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from tariffs.models import CallType, Direction
+from tariffs.choices import CallType, Direction
 
 _NON_DIGITS = re.compile(r"\D")
 

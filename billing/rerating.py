@@ -28,8 +28,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.accounts import charges_recalculate_for
+from billing.calls import CallBuilder
 from billing.models import Call, Device
-from billing.services import CallBuilder
 from observers.parsers.base import CallRecord
 from tariffs.models import Operator
 from tariffs.rating import quantize_money

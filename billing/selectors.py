@@ -7,7 +7,7 @@ from functools import lru_cache
 import holidays
 from django.db.models import Q
 
-from billing.models import Call, Device, Holiday, PhoneNumber, Subscriber, SubscriberGroup
+from billing.models import Call, Charge, Device, Holiday, Payment, PhoneNumber, Subscriber, SubscriberGroup
 
 
 class HolidayCalendar:
@@ -151,8 +151,6 @@ def number_list(*, filters: dict | None = None):
 def account_movements(subscriber) -> list[dict]:
     """R7.2: a personal account's charges and payments, oldest first, with the running
     balance (payments minus charges) after each."""
-    from billing.models import Charge, Payment
-
     rows = [{"date": c.period_start, "kind": "charge", "text": c.service_name,
              "amount": -c.amount, "currency": c.currency}
             for c in Charge.objects.filter(subscriber=subscriber)]

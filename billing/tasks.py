@@ -1,6 +1,8 @@
 """Celery wrappers of billing services (STYLE rule 4)."""
 from celery import shared_task
+from django.utils import timezone
 
+from billing.accounts import recurring_charges_create
 from billing.rerating import RerateJobError, rerate_job_step
 
 
@@ -26,8 +28,4 @@ def rerate_batch(job_id: str) -> dict:
 def charge_recurring() -> int:
     """R7.1: on the first of every month (CELERY_BEAT_SCHEDULE), the month's subscription
     fees. Idempotent, so a repeated run does no harm."""
-    from django.utils import timezone
-
-    from billing.accounts import recurring_charges_create
-
     return recurring_charges_create(month=timezone.localdate().replace(day=1))

@@ -1,7 +1,7 @@
 """R2.1, R2.2: the form of the New observer and Edit observer pages.
 
 The source keys are edited as one JSON object and the parser options as another; both are
-checked by billing.siteconfig.observer_settings_problems, the check apply_config gives an
+checked by observers.sources.settings.observer_settings_problems, the check apply_config gives an
 observer of a site configuration file, so the page and the file accept the same settings.
 
 Secrets (an FTP `password`, a RADIUS `secret`, the `secret` of each RADIUS client) are never
@@ -13,8 +13,8 @@ import json
 from django import forms
 
 from billing.models import Device
-from billing.siteconfig import SOURCES, observer_settings_problems, path_text
 from observers.models import ObserverProfile, SourceType
+from observers.sources.settings import SOURCES, observer_settings_problems, path_text
 
 UNCHANGED = "(unchanged)"
 SECRET_KEYS = ("password", "secret")

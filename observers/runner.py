@@ -6,9 +6,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from observers.delivery import profile_deliver
+from observers.logs import profile_logger
 from observers.models import ObserverProfile, ObserverState, SourceType
 from observers.parsers import parser_for, parser_options_problems
-from observers.services import profile_deliver, profile_logger, profile_set_state
+from observers.services import profile_set_state
 from observers.sources import source_class
 from observers.sources.folder import FolderWatcher
 from scripts.events import Event, event_emit

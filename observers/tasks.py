@@ -1,4 +1,5 @@
-"""Celery wrappers of the collection pipeline (STYLE rule 4)."""
+"""Celery wrappers of the collection pipeline (STYLE rule 4): observers.pipeline holds the
+steps; this module only loads what a task names and calls them."""
 from pathlib import Path
 
 from celery import shared_task
@@ -6,7 +7,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from observers.archive import ArchiveChunk
 from observers.models import ObserverProfile
-from observers.services import chunk_process
+from observers.pipeline import piece_process
 
 # The database away for a while (restarted, failed over, the connection cut): the piece is
 # tried again later rather than failed, which would leave its calls to `reprocess`. COPY
@@ -32,7 +33,7 @@ def process_chunk(self, profile_id: int, path: str, offset: int, length: int, so
     try:
         profile = ObserverProfile.objects.select_related("device").get(pk=profile_id)
         data = ArchiveChunk(Path(path), offset, length).read()
-        return chunk_process(profile=profile, data=data, source_name=source_name,
+        return piece_process(profile=profile, data=data, source_name=source_name,
                              lines_before=lines_before).as_dict()
     except _DATABASE_AWAY as exc:
         if self.request.is_eager:

@@ -5,28 +5,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from tariffs.choices import CallType, Direction
+
 digits_only = RegexValidator(r"^[0-9]+$", "Digits only, in international form (country code first).")
-
-
-class Direction(models.IntegerChoices):
-    """Call direction; 0 and 1 are the original's tariff directions (R4.2)."""
-
-    OUTGOING = 0, "outgoing"
-    INCOMING = 1, "incoming"
-    INTERNAL = 2, "internal"
-
-
-class CallType(models.IntegerChoices):
-    """Call types. 3-6 are the original's fixed codes (R3.3); the rest are ours."""
-
-    UNKNOWN = 0, "unknown"
-    INTERNAL = 1, "internal"
-    INCOMING = 2, "incoming"
-    LOCAL = 3, "local"
-    LONG_DISTANCE = 4, "long-distance"
-    INTERNATIONAL = 5, "international"
-    MOBILE = 6, "mobile"
-    SERVICE = 7, "emergency/service"
 
 
 class Operator(models.Model):

@@ -5,7 +5,8 @@ from datetime import date
 from django.db import transaction
 from django.db.models import F
 
-from tariffs.models import Direction, Operator, PhoneCode, Tariff, TariffPrice, TimeBand
+from tariffs.choices import Direction
+from tariffs.models import Operator, PhoneCode, Tariff, TariffPrice, TimeBand
 from tariffs.selectors import tariff_list_valid_from
 
 

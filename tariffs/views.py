@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from tariffs.choices import CallType, Direction
 from tariffs.forms import FIELD_LABELS, MappingForm, OptionsForm, SheetForm, UploadForm
 from tariffs.importers.jobs import (
     QUEUED,
@@ -34,7 +35,7 @@ from tariffs.importers.jobs import (
 )
 from tariffs.importers.mapping import ImportOptions
 from tariffs.importers.service import TariffImportError, import_preview, import_rows, import_sheets
-from tariffs.models import CallType, Direction, Operator, TariffPlan
+from tariffs.models import Operator, TariffPlan
 from tariffs.tasks import tariffs_import_file
 
 SESSION_KEY = "tariff_imports"

@@ -4,6 +4,10 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from billing.models import Call
+from observers.models import ObserverProfile
+from tariscope.celery import app
+
 
 def _database():
     try:
@@ -18,8 +22,6 @@ def _broker():
     url = settings.CELERY_BROKER_URL
     if settings.CELERY_TASK_ALWAYS_EAGER or not url or url.startswith("memory://"):
         return {"status": "ok", "mode": "in-process"}
-    from tariscope.celery import app
-
     try:
         with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -31,9 +33,6 @@ def _broker():
 @require_GET
 def health(request):
     """Public and cheap: load balancers and `make run` poll it."""
-    from billing.models import Call
-    from observers.models import ObserverProfile
-
     body = {"database": _database(), "broker": _broker(), "observers": [], "calls": None}
     if body["database"]["status"] == "ok":
         body["calls"] = Call.objects.count()

@@ -65,7 +65,10 @@ INSTALLED_APPS = [
     "observers",
     "restrictions",
     "scripts",
+    "reports",
     "api",
+    # The site as a whole: its configuration file, the demo, `start` (docs/architecture.md).
+    "tariscope",
 ]
 
 MIDDLEWARE = [

@@ -44,6 +44,17 @@ def shared_testdata(relative: str) -> Path:
     return path
 
 
+def store_calls(*, device, records):
+    """What the pipeline does with parsed records (observers.pipeline.piece_process): store
+    them (billing.calls.calls_store), then rebuild the charges they change."""
+    from billing.calls import calls_store
+    from observers.pipeline import charges_update
+
+    stored = calls_store(device=device, records=records)
+    charges_update(stored=stored)
+    return stored
+
+
 @pytest.fixture(autouse=True)
 def _data_dirs(settings, tmp_path):
     """Archives, logs and spools of each test go to its own temporary folder."""

@@ -4,16 +4,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum
-
-
-class Direction(IntEnum):
-    """The call directions of tariffs.models.Direction, without Django (parsers are pure;
-    a test keeps the two in step)."""
-
-    OUTGOING = 0
-    INCOMING = 1
-    INTERNAL = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +13,7 @@ class CallRecord:
     source_key: str  # stable identity at the source: the same record always has the same key
     start: datetime  # naive: in the CDR's time zone (the device's); aware when the CDR says
     duration: int  # talk time, seconds
-    # tariffs.models.Direction, or None when the format does not say: then `extension` is
+    # tariffs.choices.Direction, or None when the format does not say: then `extension` is
     # the calling and `dialled` the called number, and the device's dial plan decides.
     direction: int | None
     extension: str  # the subscriber's side: caller on outgoing, answering extension on incoming

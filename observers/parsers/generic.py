@@ -64,15 +64,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from observers.parsers.base import (
-    MAX_DURATION,
-    CallRecord,
-    Direction,
-    ParseError,
-    Reject,
-    check_record,
-    split_lines,
-)
+from observers.parsers.base import MAX_DURATION, CallRecord, ParseError, Reject, check_record, split_lines
+from tariffs.choices import Direction
 
 # Ready-made layouts, selectable with {"preset": name}. Only formats whose field layout the
 # vendor documents publicly are here; see docs/formats.md for the sources.

@@ -24,15 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from observers.parsers.base import (
-    MAX_DURATION,
-    CallRecord,
-    Direction,
-    ParseError,
-    Reject,
-    check_record,
-    split_lines,
-)
+from observers.parsers.base import MAX_DURATION, CallRecord, ParseError, Reject, check_record, split_lines
+from tariffs.choices import Direction
 
 FIELDS_V18 = (
     "historyid", "callid", "duration", "time-start", "time-answered", "time-end",

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Call
-from tariffs.models import Direction
+from tariffs.choices import Direction
 from tests.api.conftest import bearer_of, make_user
 from tests.factories import (
     DeviceFactory,

@@ -11,11 +11,12 @@ from django.db.models import Sum
 from billing.accounts import balance, charges_recalculate, month_bounds, payment_create
 from billing.models import Call, Charge, ChargeKind, PaymentType
 from billing.rerating import calls_rerate
-from billing.services import calls_store
 from observers.parsers.base import CallRecord
-from observers.services import profile_ingest
-from tariffs.models import Direction, Tariff, TariffPrice
+from observers.pipeline import profile_ingest
+from tariffs.choices import Direction
+from tariffs.models import Tariff, TariffPrice
 from tariffs.services import operator_rates_changed
+from tests.conftest import store_calls
 from tests.factories import (
     DeviceFactory,
     ObserverProfileFactory,
@@ -62,7 +63,7 @@ class Site:
         self.alice, self.bob = SubscriberFactory(), SubscriberFactory()
         PhoneNumberFactory(subscriber=self.alice, device=self.device, dn="101")
         PhoneNumberFactory(subscriber=self.bob, device=self.device, dn="102")
-        calls_store(device=self.device, records=[
+        store_calls(device=self.device, records=[
             record("k1", datetime(2023, 5, 10, 10), "90441234567", 61),
             record("k2", datetime(2023, 5, 11, 10), "90441234567", 30),
             record("l1", datetime(2023, 5, 12, 10), "90321234567", 60),

@@ -3,9 +3,9 @@ from datetime import datetime
 
 import pytest
 
-from billing.services import CallBuilder
+from billing.calls import CallBuilder
 from observers.parsers.base import CallRecord
-from tariffs.models import Direction
+from tariffs.choices import Direction
 from tests.factories import DeviceFactory, PhoneNumberFactory, RouteFactory
 
 

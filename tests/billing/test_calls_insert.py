@@ -1,10 +1,10 @@
 """R2.4: the bulk insert of calls never fails on, nor doubles, a call stored meanwhile."""
 from datetime import datetime
 
+from billing.calls import CallBuilder, calls_insert
 from billing.models import Call
-from billing.services import CallBuilder, calls_insert
 from observers.parsers.base import CallRecord
-from tariffs.models import Direction
+from tariffs.choices import Direction
 from tests.factories import DeviceFactory
 
 

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import Call
-from observers.services import profile_ingest
-from tariffs.models import CallType, Direction
+from observers.pipeline import profile_ingest
+from tariffs.choices import CallType, Direction
 from tests.factories import (
     DeviceFactory,
     ObserverProfileFactory,

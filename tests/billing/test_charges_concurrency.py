@@ -9,9 +9,9 @@ import pytest
 from django.db import close_old_connections, connection, transaction
 
 from billing.models import Charge
-from billing.services import calls_store
 from observers.parsers.base import CallRecord
-from tariffs.models import Direction
+from tariffs.choices import Direction
+from tests.conftest import store_calls
 from tests.factories import DeviceFactory, PhoneNumberFactory, SubscriberFactory, priced_code
 
 
@@ -39,7 +39,7 @@ def test_two_deliveries_committed_side_by_side_charge_every_call_once(postgres,
         try:
             with transaction.atomic():
                 both_inserted.wait()
-                calls_store(device=device, records=[_record(f"{prefix}{n}", 10 + n)
+                store_calls(device=device, records=[_record(f"{prefix}{n}", 10 + n)
                                                     for n in range(3)])
         except Exception as exc:  # reported below, with the thread's name
             errors.append(f"{prefix}: {exc!r}")

@@ -15,11 +15,14 @@ def test_parser_limits_match_the_call_table_columns():
     assert sizes["source_key"] == base.MAX_SOURCE_KEY
 
 
-def test_parsers_directions_are_the_call_directions():
-    # given the Django-free directions parsers use
-    from observers.parsers.base import Direction as ParserDirection
-    from tariffs.models import Direction
+def test_call_fields_take_their_choices_from_the_pure_codes():
+    # given the Django-free codes that parsers, numbering and rating use
+    from tariffs.choices import CallType, Direction
 
-    # when compared with the model's choices
-    # then every value means the same
-    assert {d.name: d.value for d in ParserDirection} == {d.name: d.value for d in Direction}
+    # when compared with the call table's choices
+    fields = {f.name: f for f in Call._meta.get_fields()}
+    # then every value means the same, with the same label
+    assert fields["direction"].choices == [(0, "outgoing"), (1, "incoming"), (2, "internal")]
+    assert fields["direction"].choices == Direction.choices
+    assert dict(fields["call_type"].choices)[5] == "international"
+    assert fields["call_type"].choices == CallType.choices

@@ -12,7 +12,7 @@ from billing.numbering import (
     parse_number,
     split_auth_code,
 )
-from tariffs.models import CallType, Direction
+from tariffs.choices import CallType, Direction
 from tests.factories import DeviceFactory
 
 # The Kyiv 3CX of tests/factories.py: access code 9, extensions of three digits.

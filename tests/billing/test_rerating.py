@@ -11,11 +11,12 @@ from django.db import transaction
 
 from billing.models import Call
 from billing.rerating import RerateJob, RerateJobError, calls_rerate, rerate_job_step
-from billing.services import calls_store
 from observers.parsers.base import CallRecord
-from tariffs.models import Direction, TariffPrice
+from tariffs.choices import Direction
+from tariffs.models import TariffPrice
 from tariffs.services import operator_rates_changed
 from tariscope.celery import app as celery_app
+from tests.conftest import store_calls
 from tests.factories import (
     DeviceFactory,
     OperatorFactory,
@@ -56,7 +57,7 @@ class Site:
         self.ukraine = priced_code(operator=self.operator, plan=self.plan, code="380",
                                    price="1.00", name="Ukraine")
         PhoneNumberFactory(subscriber=SubscriberFactory(), device=self.device, dn="101")
-        calls_store(device=self.device, records=[
+        store_calls(device=self.device, records=[
             record("kyiv61", datetime(2024, 6, 10, 10), "90441234567", 61),
             record("kyiv30", datetime(2024, 6, 11, 10), "90441234567", 30),
             record("mobile", datetime(2024, 6, 12, 10), "90501234567", 90),
@@ -66,7 +67,7 @@ class Site:
             record("may", datetime(2024, 5, 31, 10), "90441234567", 60),
         ])
         self.other = DeviceFactory(default_operator=self.operator, default_plan=self.plan)
-        calls_store(device=self.other, records=[
+        store_calls(device=self.other, records=[
             record("other", datetime(2024, 6, 10, 10), "90441234567", 60)])
 
     def set_price(self, phone_code, price):
@@ -125,7 +126,7 @@ def test_without_a_device_every_device_of_the_period_is_rated_again(site):
 
 def test_period_days_are_whole_days_in_the_server_time_zone(site, settings):
     # given a Kyiv call at 00:30 on 1 June, which is still 31 May (21:30) in UTC
-    calls_store(device=site.device, records=[
+    store_calls(device=site.device, records=[
         record("midnight", datetime(2024, 6, 1, 0, 30), "90441234567", 60)])
     site.set_price(site.kyiv, "0.80")
     # when the server's zone is UTC, June does not include it
@@ -174,7 +175,7 @@ def test_operator_filter_takes_the_calls_rated_at_that_operator(site):
     carrier = OperatorFactory(name="Datagroup")
     RouteFactory(device=site.device, name="10020", operator=carrier)
     datagroup = priced_code(operator=carrier, plan=site.plan, code="380", price="0.10")
-    calls_store(device=site.device, records=[
+    store_calls(device=site.device, records=[
         record("routed", datetime(2024, 6, 15, 10), "90441234567", 60, trunk="10020")])
     site.set_price(site.kyiv, "0.80")
     TariffPrice.objects.filter(tariff=datagroup.tariff).update(price_per_minute=Decimal("0.20"))
@@ -214,7 +215,7 @@ def _run(**kwargs):
 
 def test_a_resumed_job_ends_with_the_totals_of_an_uninterrupted_run(site):
     # given more June calls, so that batches of 2 take several steps, and a price change
-    calls_store(device=site.device, records=[
+    store_calls(device=site.device, records=[
         record(f"extra{i}", datetime(2024, 6, 20, 10, i), "90441234567", 61 + i)
         for i in range(5)])
     site.set_price(site.kyiv, "0.80")
@@ -313,7 +314,7 @@ def test_unknown_job_and_conflicting_parameters_are_refused(site):
 def test_query_count_per_batch_does_not_grow_with_the_batch_size(site,
                                                                  django_assert_max_num_queries):
     # given 40 more June calls, all of them changed by a price change
-    calls_store(device=site.device, records=[
+    store_calls(device=site.device, records=[
         record(f"bulk{i}", datetime(2024, 6, 21, 10, i), "90441234567", 60) for i in range(40)])
     site.set_price(site.kyiv, "0.80")
     for batch_size in (5, 45):

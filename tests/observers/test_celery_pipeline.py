@@ -5,7 +5,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from billing.models import Call
-from observers.services import profile_deliver
+from observers.delivery import profile_deliver
 from tests.conftest import needs, wait_for
 from tests.factories import ObserverProfileFactory, priced_code
 

@@ -1,12 +1,13 @@
 """R12.1: a large delivery of a line-by-line format is cut into processing tasks at line
-ends (observers.services.delivery_pieces, profile_deliver). Tasks go through a real
+ends (observers.pipeline.delivery_pieces, observers.delivery.profile_deliver). Tasks go through a real
 worker when a broker is configured, in-process on the embedded default."""
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.models import Call
-from observers.services import delivery_pieces, profile_deliver
+from observers.delivery import profile_deliver
+from observers.pipeline import delivery_pieces
 from tests.factories import DeviceFactory, ObserverProfileFactory
 from tests.observers.threecx_cdr import cdr_file, cdr_line
 

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pyftpdlib.handlers import TLS_FTPHandler
 
-from billing.siteconfig import site_config_validate
 from observers.sources.ftp import FtpClientSource, FtpServerSource
-from tests.billing.test_siteconfig import minimal
+from tariscope.siteconfig.checks import site_config_validate
 from tests.conftest import needs
 from tests.observers.test_ftp_sources import (
     CUCM_CDR,
@@ -39,6 +38,7 @@ from tests.observers.test_ftp_sources import (
     server_source,
     serving,
 )
+from tests.tariscope.test_siteconfig import minimal
 
 
 def make_certificate(folder, name="server"):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.generic import PRESETS, parse, resolve_options, validate_options
-from tariffs.models import Direction
+from tariffs.choices import Direction
 
 HEADER_OPTIONS = {
     "layout": "delimited", "delimiter": ";", "header_lines": 1,

@@ -1,5 +1,5 @@
 """R2.4, R2.5, R2.7, R3, R4, R6.3: the collection pipeline from bytes to rated calls
-(observers.services.profile_ingest, `manage.py ingest`, `manage.py observer --once`)."""
+(observers.pipeline.profile_ingest, `manage.py ingest`, `manage.py observer --once`)."""
 import json
 import signal
 from datetime import UTC, date, datetime
@@ -14,8 +14,9 @@ from django.core.management import CommandError, call_command
 from billing.models import Call
 from observers.archive import archive_file_name
 from observers.models import ObserverProfile, ObserverState, RejectedRecord
-from observers.services import profile_ingest
-from tariffs.models import CallType, Direction, TariffPrice
+from observers.pipeline import profile_ingest
+from tariffs.choices import CallType, Direction
+from tariffs.models import TariffPrice
 from tests.conftest import wait_for
 from tests.factories import (
     DeviceFactory,

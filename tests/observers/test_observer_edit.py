@@ -8,8 +8,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from billing.models import Call
-from billing.siteconfig import SiteConfigError, site_config_apply, site_config_export
 from observers.models import ObserverProfile, ObserverState
+from tariscope.siteconfig.apply import site_config_apply
+from tariscope.siteconfig.export import site_config_export
+from tariscope.siteconfig.schema import SiteConfigError
 from tests.conftest import wait_for
 from tests.factories import DeviceFactory, ObserverProfileFactory
 from tests.observers.test_observer_pages import supervising

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from observers.models import ObserverProfile, ObserverState, RejectedRecord
-from observers.services import profile_ingest
+from observers.pipeline import profile_ingest
 from observers.supervisor import Supervisor
 from tests.conftest import wait_for
 from tests.factories import ObserverProfileFactory

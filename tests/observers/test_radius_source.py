@@ -18,7 +18,7 @@ from pyrad.packet import AccountingResponse, AcctPacket
 from billing.models import Call
 from observers.parsers import radius as radius_parser
 from observers.parsers.base import CallRecord
-from observers.services import profile_ingest
+from observers.pipeline import profile_ingest
 from observers.sources.radius import RadiusSource, radius_dictionary
 from tests.conftest import needs
 from tests.factories import DeviceFactory, ObserverProfileFactory

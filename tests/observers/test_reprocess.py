@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.models import Call
 from observers.archive import archive_files, archive_period_bounds, read_in_chunks
-from observers.services import profile_ingest
+from observers.pipeline import profile_ingest
 from tests.factories import ObserverProfileFactory
 from tests.observers.threecx_cdr import cdr_file, cdr_line
 

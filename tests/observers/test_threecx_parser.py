@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from observers.parsers import parser_for
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.threecx import parse
-from tariffs.models import Direction
+from tariffs.choices import Direction
 from tests.conftest import shared_testdata
 from tests.observers.threecx_cdr import INCOMING, INTERNAL, OUTGOING, cdr_file, cdr_line
 

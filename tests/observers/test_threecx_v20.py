@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.threecx import FIELDS_V18, FIELDS_V20, parse, validate_options
-from tariffs.models import Direction
+from tariffs.choices import Direction
 from tests.observers.threecx_cdr import INCOMING as V18_INCOMING
 from tests.observers.threecx_cdr import cdr_line
 

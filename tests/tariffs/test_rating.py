@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tariffs.models import CallType, Direction, Tariff, TariffPrice
+from tariffs.choices import CallType, Direction
+from tariffs.models import Tariff, TariffPrice
 from tariffs.rating import RateEntry, TariffIndex, billable_seconds, quantize_money, rate
 from tariffs.selectors import tariff_index_build
 from tests.factories import OperatorFactory, TariffPlanFactory, priced_code

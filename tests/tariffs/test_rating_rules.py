@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.models import Call
-from observers.services import profile_ingest
-from tariffs.models import Direction
+from observers.pipeline import profile_ingest
+from tariffs.choices import Direction
 from tariffs.rating import Band, RateEntry, TariffIndex, billable_seconds, quantize_money, rate
 from tests.factories import DeviceFactory, ObserverProfileFactory, priced_code
 from tests.observers.threecx_cdr import cdr_file, cdr_line

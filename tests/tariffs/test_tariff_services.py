@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from billing.models import Call
-from observers.services import profile_ingest
-from tariffs.models import CallType, Direction, Operator, PhoneCode, Tariff, TariffPrice, TimeBand
+from observers.pipeline import profile_ingest
+from tariffs.choices import CallType, Direction
+from tariffs.models import Operator, PhoneCode, Tariff, TariffPrice, TimeBand
 from tariffs.rating import rate
 from tariffs.selectors import tariff_index_build
 from tariffs.services import (

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.exports import CALL_COLUMNS, call_row, write_calls_csv
 from billing.models import Device
 from billing.selectors import call_list
-from tariscope.cli import iso_date
+from tariffs.cli import iso_date
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Device
 from billing.rerating import RerateJob, RerateJobError, calls_rerate, rerate_job_create
+from tariffs.cli import iso_date
 from tariffs.models import Operator
-from tariscope.cli import iso_date
 
 
 def _positive(value: str) -> int:

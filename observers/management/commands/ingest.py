@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from observers.models import ObserverProfile
-from observers.services import IngestSummary, profile_ingest
+from observers.pipeline import IngestSummary, profile_ingest
 
 
 class Command(BaseCommand):

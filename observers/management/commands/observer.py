@@ -9,7 +9,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from observers.models import ObserverProfile
 from observers.remote import MainServer, MainServerError, RemoteObserver
+from observers.runner import run_profile
 
 
 class Command(BaseCommand):
@@ -38,9 +40,6 @@ class Command(BaseCommand):
             self._remote(name=name, main=main, token=token, spool=spool, interval=interval,
                          stop=stop)
             return
-        from observers.models import ObserverProfile
-        from observers.runner import run_profile
-
         try:
             profile = ObserverProfile.objects.select_related("device").get(name=name)
         except ObserverProfile.DoesNotExist:

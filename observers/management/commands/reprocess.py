@@ -4,8 +4,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from observers.models import ObserverProfile
-from observers.services import profile_reprocess
-from tariscope.cli import iso_date
+from observers.pipeline import profile_reprocess
+from tariffs.cli import iso_date
 
 
 class Command(BaseCommand):

@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tariffs.cli import iso_date
 from tariffs.models import Operator
 from tariffs.selectors import tariff_valid_from_counts
 from tariffs.services import (
@@ -11,7 +12,6 @@ from tariffs.services import (
     tariffs_move_valid_from,
     tariffs_set_account_description,
 )
-from tariscope.cli import iso_date
 
 
 class Command(BaseCommand):

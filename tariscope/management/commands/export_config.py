@@ -4,7 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.siteconfig import format_of, site_config_dump, site_config_export
+from tariscope.siteconfig.export import site_config_export
+from tariscope.siteconfig.files import format_of, site_config_dump
 
 
 class Command(BaseCommand):

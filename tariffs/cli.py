@@ -1,4 +1,5 @@
-"""What the management commands of every app share (four commands take dates)."""
+"""What the management commands of every app share (four commands take dates). It sits in
+the lowest app so that the commands of every app above may use it."""
 from datetime import date
 
 from django.core.management.base import CommandError

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.siteconfig import SiteConfigError, site_config_apply, site_config_load
+from tariscope.siteconfig.apply import site_config_apply
+from tariscope.siteconfig.files import site_config_load
+from tariscope.siteconfig.schema import SiteConfigError
 
 
 class Command(BaseCommand):

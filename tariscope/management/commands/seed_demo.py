@@ -6,7 +6,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing.demo import (
+from billing.models import Node
+from observers.models import ObserverProfile
+from tariffs.choices import CallType
+from tariscope.demo.site import (
     NODE_NAME,
     PROFILE_NAME,
     DemoCdr,
@@ -15,9 +18,6 @@ from billing.demo import (
     demo_period,
     demo_site_create,
 )
-from billing.models import Node
-from observers.models import ObserverProfile
-from tariffs.models import CallType
 
 
 class Command(BaseCommand):

@@ -1,22 +1,27 @@
-"""Writes of billing data (STYLE rule 2)."""
+"""R3, R4: calls built from parsed records, rated, and stored (the pipeline's store step).
+
+`CallBuilder` turns a parsed record into a rated, unsaved Call; `calls_store` stores a
+device's records idempotently and says which subscribers' months gained priced calls, whose
+charges the pipeline then rebuilds (billing.accounts.charges_recalculate_for).
+"""
 import csv
 import io
 import zoneinfo
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from billing.accounts import charges_recalculate_for
 from billing.models import Call, Device
 from billing.numbering import DialPlan, Kind, classify, parse_number, split_auth_code
 from billing.selectors import HolidayCalendar, NumberDirectory
 from observers.parsers.base import CallRecord
-from tariffs.models import CallType, Direction, Operator, TariffPlan
+from tariffs.choices import CallType, Direction
+from tariffs.models import Operator, TariffPlan
 from tariffs.rating import Decision, TariffIndex, rate
 from tariffs.selectors import tariff_index_get
 
@@ -25,6 +30,9 @@ from tariffs.selectors import tariff_index_get
 class StoreResult:
     calls: int = 0
     duplicates: int = 0
+    # (subscriber id, local day) of the priced calls stored: the months whose charges are
+    # to be rebuilt (R7.1).
+    charged: set[tuple[int, date]] = field(default_factory=set)
 
 
 class CallBuilder:
@@ -185,17 +193,17 @@ def _column_adapters():
     """(column, attname, adapter) of the call table; money and times adapted as Django would."""
     ops = connection.ops
     out = []
-    for field in Call._meta.concrete_fields:
-        if field.primary_key:
+    for column_field in Call._meta.concrete_fields:
+        if column_field.primary_key:
             continue
-        if isinstance(field, models.DateTimeField):
+        if isinstance(column_field, models.DateTimeField):
             adapt = ops.adapt_datetimefield_value
-        elif isinstance(field, models.DecimalField):
-            def adapt(value, _f=field):
+        elif isinstance(column_field, models.DecimalField):
+            def adapt(value, _f=column_field):
                 return ops.adapt_decimalfield_value(value, _f.max_digits, _f.decimal_places)
         else:
             adapt = None
-        out.append((field.column, field.attname, adapt))
+        out.append((column_field.column, column_field.attname, adapt))
     return out
 
 
@@ -207,6 +215,7 @@ def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple], confli
     """COPY straight into the table (the fastest way in); if a concurrent delivery stored
     one of these calls meanwhile, the COPY fails as a whole and the rows go in again with
     INSERT ... ON CONFLICT DO NOTHING."""
+    # psycopg2 is the PostgreSQL driver, not installed where only SQLite is used.
     from psycopg2 import IntegrityError as PgIntegrityError
     from psycopg2.extras import execute_values
 
@@ -256,21 +265,20 @@ def calls_insert(calls: list[Call]) -> int:
 
 
 def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult:
-    """R2.4, R3, R4: normalise, classify, rate and store records; a known record is skipped."""
+    """R2.4, R3, R4: normalise, classify, rate and store records; a known record is skipped.
+    The charges of the months in `result.charged` are not touched here: that is the next
+    step of the pipeline."""
     result = StoreResult()
     builder = CallBuilder(device)
     batch: dict[str, CallRecord] = {}
     size = settings.TARISCOPE_BATCH_SIZE
-
-    # (subscriber, local day) of priced calls: their months' charges are rebuilt (R7.1).
-    charged: set[tuple[int, object]] = set()
 
     def flush():
         # No "which of these exist?" query first: the unique (device, source key) decides,
         # in the insert itself (a look-up per batch went quadratic on a freshly emptied
         # table, whose statistics still say "empty").
         calls = [builder.build(record) for record in batch.values()]
-        charged.update((c.subscriber_id, c.start.astimezone(builder.zone).date())
+        result.charged.update((c.subscriber_id, c.start.astimezone(builder.zone).date())
                        for c in calls if c.subscriber_id is not None and c.cost is not None)
         with transaction.atomic():
             inserted = calls_insert(calls)
@@ -287,6 +295,4 @@ def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult
             flush()
     if batch:
         flush()
-    if charged:
-        charges_recalculate_for(pairs=charged)
     return result

@@ -34,10 +34,11 @@ from billing.models import (
 )
 from observers.models import ObserverProfile, SourceType
 from observers.parsers.threecx import FIELDS_V18
-from tariffs.models import CallType, Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
+from tariffs.choices import CallType
+from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
 from tariffs.services import operator_rates_changed
 
-DATA_DIR = Path(__file__).resolve().parent / "demo_data"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 NODE_NAME = "Kyiv"
 DEVICE_NAME = "PBX1"

@@ -5,10 +5,10 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.calls import CallBuilder
 from billing.models import Device
-from billing.services import CallBuilder
 from observers.parsers.base import CallRecord
-from tariffs.models import Direction
+from tariffs.choices import Direction
 
 DIRECTIONS = {"out": Direction.OUTGOING, "in": Direction.INCOMING}
 

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the demo site and its 3CX CDR files (billing/demo.py)."""
+"""`manage.py seed_demo`: the demo site and its 3CX CDR files (tariscope/demo/site.py)."""
 import json
 import zoneinfo
 from collections import Counter
@@ -11,7 +11,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db.models.functions import TruncDate
 
-from billing.demo import (
+from billing.models import Call, Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
+from observers.models import ObserverProfile
+from observers.parsers.base import Reject
+from observers.parsers.threecx import parse
+from tariffs.choices import CallType, Direction
+from tariffs.models import PhoneCode, Tariff, TariffPrice
+from tariscope.demo.site import (
     MALFORMED_LINES,
     REASSIGNED_DN,
     REASSIGNED_TO,
@@ -22,11 +28,6 @@ from billing.demo import (
     demo_period,
     roster_on,
 )
-from billing.models import Call, Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
-from observers.models import ObserverProfile
-from observers.parsers.base import Reject
-from observers.parsers.threecx import parse
-from tariffs.models import CallType, Direction, PhoneCode, Tariff, TariffPrice
 
 # A Wednesday: `--days 2` gives Monday 16 and Tuesday 17 June 2025, two working days.
 WEDNESDAY = "2025-06-18 09:00:00+03:00"

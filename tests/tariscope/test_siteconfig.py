@@ -1,4 +1,4 @@
-"""The site configuration file: apply_config, export_config (billing/siteconfig.py)."""
+"""The site configuration file: apply_config, export_config (tariscope/siteconfig/)."""
 import datetime
 import json
 import re
@@ -10,16 +10,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
-from billing.siteconfig import (
-    Known,
-    SiteConfigError,
-    site_config_apply,
-    site_config_export,
-    site_config_parse,
-    site_config_validate,
-)
 from observers.models import ObserverProfile
 from tariffs.models import Operator, TariffPlan
+from tariscope.siteconfig.apply import site_config_apply
+from tariscope.siteconfig.checks import Known, site_config_validate
+from tariscope.siteconfig.export import site_config_export
+from tariscope.siteconfig.files import site_config_parse
+from tariscope.siteconfig.schema import SiteConfigError
 from tests.factories import (
     DeviceFactory,
     NodeFactory,

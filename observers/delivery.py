@@ -1,0 +1,50 @@
+"""Hand an archived delivery to the processing step (observers.pipeline.piece_process): to a
+Celery worker when a broker is configured, in this process otherwise (the embedded
+default), as one task or, for a large file of a line-by-line format, one per piece."""
+from django.conf import settings
+
+from observers.models import ObserverProfile
+from observers.parsers import line_by_line
+from observers.pipeline import IngestSummary, delivery_pieces, profile_archive
+from observers.tasks import process_chunk
+
+
+class Delivery:
+    """The processing tasks of one delivery (Celery results, or eager ones in-process): one,
+    or one per piece of a large file of a line-by-line format."""
+
+    def __init__(self, results: list):
+        self.results = results
+
+    def ready(self) -> bool:
+        return all(result.ready() for result in self.results)
+
+    def successful(self) -> bool:
+        return all(result.successful() for result in self.results)
+
+    def get(self, timeout: float | None = None) -> dict:
+        """The summary of the whole delivery (IngestSummary.as_dict), once every piece is done."""
+        total = IngestSummary()
+        for result in self.results:
+            total.add(IngestSummary(**result.get(timeout=timeout)))
+        return total.as_dict()
+
+
+def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str = "",
+                    keep_result: bool = True) -> Delivery:
+    """Archive `data`, then hand it to the processing task: a Celery worker when a broker
+    is configured, this process otherwise (the embedded default). A large delivery of a
+    format with one record per line goes as several tasks, cut at line ends, which
+    several workers process side by side (R12.1). A collector, which never reads the
+    outcome, passes keep_result=False: the worker then writes no result to the backend
+    (with a broker, the Delivery's get() is then not available)."""
+    chunk = profile_archive(profile=profile, data=data)
+    if line_by_line(profile.device.type):
+        pieces = delivery_pieces(data, settings.TARISCOPE_TASK_BYTES)
+    else:
+        pieces = [(0, chunk.length, 0)]
+    return Delivery([
+        process_chunk.apply_async(
+            (profile.pk, str(chunk.path), chunk.offset + offset, length, source_name,
+             lines_before), ignore_result=not keep_result)
+        for offset, length, lines_before in pieces])
