@@ -10,6 +10,7 @@ COPY tariffs tariffs
 COPY restrictions restrictions
 COPY api api
 COPY scripts scripts
+COPY reports reports
 COPY templates templates
 COPY manage.py ./
 RUN pip install --no-cache-dir . && useradd --system --home /data tariscope \

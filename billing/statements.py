@@ -69,6 +69,8 @@ def statement_build(*, subscriber: Subscriber, period_start: date, period_end: d
 
 def statement_pdf(statement: Statement) -> bytes:
     """The statement as an A4 PDF (reportlab)."""
+    # reportlab is loaded only when a PDF is made: the web and worker processes that never
+    # make one do not pay for importing it.
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet

@@ -45,6 +45,7 @@ class Command(BaseCommand):
 
 
 def _write_xlsx(calls, output) -> int:
+    # Loaded only for an .xlsx export: every other command need not pay for importing it.
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
