@@ -4,9 +4,9 @@ The source keys are edited as one JSON object and the parser options as another;
 checked by observers.sources.settings.observer_settings_problems, the check apply_config gives an
 observer of a site configuration file, so the page and the file accept the same settings.
 
-Secrets (an FTP `password`, a RADIUS `secret`, the `secret` of each RADIUS client) are never
-written into the page: the settings shown hold UNCHANGED in their place, and UNCHANGED sent
-back keeps the stored value.
+Secrets (the keys a source declares secret: an FTP `password`, a RADIUS `secret`; and the
+`secret` of each RADIUS client) are never written into the page: the settings shown hold
+UNCHANGED in their place, and UNCHANGED sent back keeps the stored value.
 """
 import json
 
@@ -14,10 +14,14 @@ from django import forms
 
 from billing.models import Device
 from observers.models import ObserverProfile, SourceType
-from observers.sources.settings import SOURCES, observer_settings_problems, path_text
+from observers.sources.settings import (
+    DECLARED,
+    SECRET_KEYS,
+    observer_settings_problems,
+    path_text,
+)
 
 UNCHANGED = "(unchanged)"
-SECRET_KEYS = ("password", "secret")
 
 
 def settings_masked(settings: dict) -> dict:
@@ -67,11 +71,15 @@ def _json_object_or_error(text: str) -> tuple[object, str | None]:
 
 
 def source_keys_help() -> list[dict]:
-    """Per source type, the keys it takes (docs/observers.md), for the page's help."""
-    return [{"source": source, "label": SourceType(source).label, "required": required,
-             "optional": [(key, default) for key, default in optional.items()
-                          if key != "parser"]}
-            for source, (required, optional) in SOURCES.items()]
+    """Per source type, the keys it takes (docs/observers.md), for the page's help: the
+    required ones, the optional ones with their defaults (as JSON, the way the settings are
+    typed: true, "0.0.0.0"), and each key's line of help. `parser` has a field of its own."""
+    return [{"source": source, "label": SourceType(source).label,
+             "required": [s.name for s in declared if s.required],
+             "optional": [(s.name, None if s.default is None else json.dumps(s.default))
+                          for s in declared if not s.required and s.name != "parser"],
+             "help": [(s.name, s.help) for s in declared if s.name != "parser"]}
+            for source, declared in DECLARED.items()]
 
 
 class DeviceChoiceField(forms.ModelChoiceField):

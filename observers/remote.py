@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from observers.backoff import backoff
 from observers.sources import source_class
 from observers.sources.folder import FolderWatcher
 
@@ -96,12 +97,13 @@ class RemoteObserver:
 
     def __init__(self, *, name: str, main: MainServer, spool_dir: Path,
                  log: logging.Logger | None = None, poll_interval: float = 5.0,
-                 retry_max: float = 60.0):
+                 retry_min: float = 1.0, retry_max: float = 60.0):
         self.name = name
         self.main = main
         self.spool = Spool(spool_dir)
         self.log = log or logging.getLogger(f"tariscope.observer.{name}")
         self.poll_interval = poll_interval
+        self.retry_min = retry_min  # between failed deliveries to the main server
         self.retry_max = retry_max
         self.sent = 0
 
@@ -136,17 +138,18 @@ class RemoteObserver:
         return sent
 
     def _sender(self, stop: threading.Event) -> None:
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 self.send_pending()
-                delay = 1.0
+                failures = 0
             except MainServerError as exc:
+                delay = backoff(failures, self.retry_min, self.retry_max)
+                failures += 1
                 self.log.warning("delivery to the main server failed, retrying in %.0f s: %s",
                                  delay, exc)
                 if stop.wait(delay):
                     break
-                delay = min(delay * 2, self.retry_max)
                 continue
             if stop.is_set():
                 break
@@ -170,7 +173,8 @@ class RemoteObserver:
     def _collect(self, profile: dict, stop: threading.Event) -> None:
         settings = profile.get("settings") or {}
         if profile["source"] == "folder":
-            watcher = FolderWatcher(path=Path(settings["path"]), deliver=self.spool.put)
+            watcher = FolderWatcher.from_settings(name=self.name, settings=settings,
+                                                  deliver=self.spool.put)
             while not stop.is_set():
                 try:
                     watcher.poll()

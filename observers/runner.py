@@ -1,7 +1,6 @@
 """Runs a profile's data source as a long-running loop (R2.2, R2.5)."""
 import logging
 import threading
-from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
@@ -45,8 +44,6 @@ def _check(profile: ObserverProfile) -> None:
     problems = parser_options_problems(profile.device.type, profile.settings.get("parser"))
     if problems:
         raise ValueError(f"observer {profile.name}: parser settings: " + "; ".join(problems))
-    if profile.source == SourceType.FOLDER and not profile.settings.get("path"):
-        raise ValueError(f"observer {profile.name}: a folder source needs settings.path")
 
 
 def build_source(profile: ObserverProfile, log: logging.Logger):
@@ -55,11 +52,15 @@ def build_source(profile: ObserverProfile, log: logging.Logger):
                         deliver=_deliverer(profile), log=log, notify=_notifier(profile, log))
 
 
-def _run_folder(profile, *, once, stop, interval, log):
-    watcher = FolderWatcher(path=Path(profile.settings["path"]), deliver=_deliverer(profile),
-                            max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,
-                            settle_seconds=float(profile.settings.get("settle_seconds", 2)),
-                            transient=lambda exc: isinstance(exc, DatabaseError))
+def _folder_watcher(profile: ObserverProfile) -> FolderWatcher:
+    """The watcher of a folder profile; a missing `path` stops the collector here."""
+    return FolderWatcher.from_settings(name=profile.name, settings=profile.settings,
+                                       deliver=_deliverer(profile),
+                                       max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,
+                                       transient=lambda exc: isinstance(exc, DatabaseError))
+
+
+def _run_folder(profile, watcher, *, once, stop, interval, log):
     if once:
         # One pass takes every file present now, however recently it was written.
         watcher.settle_seconds = 0
@@ -83,11 +84,14 @@ def run_profile(profile: ObserverProfile, *, once: bool = False,
         raise ValueError(f"observer {profile.name}: --once is for folder sources only")
     stop = stop or threading.Event()
     log = profile_logger(profile)
-    source = None if profile.source == SourceType.FOLDER else build_source(profile, log)
+    if profile.source == SourceType.FOLDER:
+        watcher, source = _folder_watcher(profile), None
+    else:
+        watcher, source = None, build_source(profile, log)
     profile_set_state(profile=profile, state=ObserverState.ONLINE)
     try:
         if source is None:
-            _run_folder(profile, once=once, stop=stop, interval=interval, log=log)
+            _run_folder(profile, watcher, once=once, stop=stop, interval=interval, log=log)
         else:
             source.run(stop)
     finally:

@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connections
 
+from observers.backoff import backoff
 from observers.models import ObserverProfile
 from observers.runner import run_profile
 
 logger = logging.getLogger(__name__)
+
+# Seconds between restarts of a collector that died: 5 s, 10 s, 20 s ... up to 5 minutes.
+RESTART_MIN, RESTART_MAX = 5.0, 300.0
 
 
 @dataclass
@@ -48,8 +52,8 @@ class Supervisor:
             except Exception:
                 logger.exception("observer %s stopped with an error", name)
                 failures, _ = self._failed.get(name, (0, 0.0))
-                # 5 s, 10 s, 20 s ... up to 5 minutes between restarts.
-                self._failed[name] = (failures + 1, time.monotonic() + min(300, 5 * 2 ** failures))
+                delay = backoff(failures, RESTART_MIN, RESTART_MAX)
+                self._failed[name] = (failures + 1, time.monotonic() + delay)
             finally:
                 # The thread's own database connection ends with it (Django keeps one per
                 # thread; left open, every restart would leave one behind on the server).

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError, connection
 
 from observers.archive import ArchiveChunk
+from observers.backoff import backoff
 from observers.models import ObserverProfile
 from observers.pipeline import piece_process
 
@@ -39,5 +40,5 @@ def process_chunk(self, profile_id: int, path: str, offset: int, length: int, so
         if self.request.is_eager:
             raise
         connection.close()  # the next try opens a new one
-        raise self.retry(exc=exc, countdown=min(RETRY_MAX_SECONDS, 2 ** self.request.retries),
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, 1, RETRY_MAX_SECONDS),
                          max_retries=None) from exc

@@ -5,7 +5,8 @@ A source is a class built with keyword arguments
     Source(name=profile_name, settings=profile.settings, deliver=deliver, log=logger,
            notify=notify)
 
-- `settings`: the profile's source keys (docs/config.md), e.g. {"port": 1813, "secret": …};
+- `settings`: the profile's source keys (docs/config.md), e.g. {"port": 1813, "secret": …},
+  which the class declares in `SETTINGS` (observers/sources/keys.py);
 - `deliver(data: bytes, source_name: str)`: archives `data` durably and hands it on for
   processing; when it returns, the bytes are safe (a source may then acknowledge, delete a
   remote file, answer a RADIUS packet); when it raises, nothing was taken;

@@ -1,15 +1,38 @@
 """R2.2 folder source: poll a folder; each finished file is processed once, then moved to
-`done/` (or `failed/` when it could not be read)."""
+`done/` (or `failed/` when it could not be read). Its keys: SETTINGS."""
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from observers.sources.keys import PARSER, SECONDS, TEXT, Setting, settings_with_defaults
 
 logger = logging.getLogger(__name__)
 
 DONE, FAILED = "done", "failed"
+
+SETTINGS = (
+    Setting("path", TEXT, "the folder the PBX writes its files to", required=True),
+    Setting("settle_seconds", SECONDS, "a file unchanged for this long is taken even if it "
+            "was not seen on the poll before", default=2),
+    PARSER,
+)
+DEFAULTS = settings_with_defaults({}, SETTINGS)
+
+
+def move_into(item: Path, target_dir: Path) -> Path:
+    """Move `item` into `target_dir` (made if missing) without overwriting: `name.1.ext`,
+    `name.2.ext`, … on a clash, so a processed file is kept and never read twice."""
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / item.name
+    n = 1
+    while target.exists():
+        target = target_dir / f"{item.stem}.{n}{item.suffix}"
+        n += 1
+    shutil.move(str(item), str(target))
+    return target
 
 
 @dataclass
@@ -24,13 +47,23 @@ class FolderWatcher:
     path: Path
     deliver: Callable[[bytes, str], object]
     max_bytes: int = 512 * 1024 * 1024
-    settle_seconds: float = 2.0
+    settle_seconds: float = float(DEFAULTS["settle_seconds"])
     # A file that failed this many times in a row goes to failed/ ...
     max_attempts: int = 5
     # ... unless the failure is one to wait out (the database away): then it stays.
     transient: Callable[[Exception], bool] = lambda exc: False
     _seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, *, name: str, settings: Mapping, **options) -> "FolderWatcher":
+        """The watcher of folder profile `name` with `settings` (SETTINGS); `options` are
+        the collector's own (deliver, max_bytes, transient)."""
+        settings = settings_with_defaults(settings, SETTINGS)
+        if not settings["path"]:
+            raise ValueError(f"observer {name}: a folder source needs settings.path")
+        return cls(path=Path(settings["path"]), settle_seconds=float(settings["settle_seconds"]),
+                   **options)
 
     def _ready(self, item: Path) -> bool:
         stat = item.stat()
@@ -79,27 +112,17 @@ class FolderWatcher:
         if count >= self.max_attempts:
             logger.error("%s failed %d times (%s): moved to %s/", item, count, exc, FAILED)
             self._failures.pop(item.name, None)
-            self._move(item, FAILED)
+            move_into(item, self.path / FAILED)
 
     def _process(self, item: Path) -> None:
         size = item.stat().st_size
         if size > self.max_bytes:
             logger.error("%s is %d bytes, over the %d-byte limit", item, size, self.max_bytes)
-            self._move(item, FAILED)
+            move_into(item, self.path / FAILED)
             return
         try:
             self.deliver(item.read_bytes(), item.name)
         except Exception:
             logger.exception("processing %s failed", item)
             raise
-        self._move(item, DONE)
-
-    def _move(self, item: Path, sub: str) -> None:
-        target_dir = self.path / sub
-        target_dir.mkdir(exist_ok=True)
-        target = target_dir / item.name
-        n = 1
-        while target.exists():
-            target = target_dir / f"{item.stem}.{n}{item.suffix}"
-            n += 1
-        shutil.move(str(item), str(target))
+        move_into(item, self.path / DONE)

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import posixpath
-import shutil
 import ssl
 import threading
 import time
@@ -28,11 +27,34 @@ from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHa
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
+from observers.backoff import backoff
+from observers.sources.folder import DONE, FAILED, move_into
+from observers.sources.keys import (
+    COUNT,
+    FLAG,
+    HOST,
+    NAME,
+    PARSER,
+    PORT,
+    SECONDS,
+    TEXT,
+    Setting,
+    settings_with_defaults,
+)
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
-DONE, FAILED = "done", "failed"
 DONE_SUFFIX = ".done"
+DEFAULT_BANNER = "Tariscope FTP server ready."
+
+# Keys both FTP sources take.
+_USER = Setting("user", NAME, "the FTP user", required=True)
+_PASSWORD = Setting("password", {"type": "string", "maxLength": 200}, "the FTP user's password",
+                    required=True, secret=True)
+_PORT = Setting("port", PORT, "the FTP control port", default=21)
+_TLS = Setting("tls", FLAG, "FTPS: explicit TLS (AUTH TLS, RFC 4217)", default=False)
+_MAX_FILE_BYTES = Setting("max_file_bytes", COUNT, "a larger file is not taken",
+                          default=512 * 1024 * 1024)
 
 
 def _required(settings: dict, key: str, source: str, name: str) -> str:
@@ -42,10 +64,9 @@ def _required(settings: dict, key: str, source: str, name: str) -> str:
     return str(value)
 
 
-def _flag(settings: dict, key: str, default: bool, name: str) -> bool:
-    value = settings.get(key)
-    if value is None:
-        return default
+def _flag(settings: dict, key: str, name: str) -> bool:
+    """A true/false key of `settings` (settings_with_defaults)."""
+    value = settings[key]
     if not isinstance(value, bool):
         raise ValueError(f"observer {name}: settings.{key} must be true or false, not {value!r}")
     return value
@@ -124,19 +145,6 @@ def _port_range(value) -> list[int] | None:
     if not ports or ports[0] < 1 or ports[-1] > 65535:
         raise ValueError(f"passive_ports {value!r}: expected a range such as 60000-60100")
     return ports
-
-
-def _move(item: Path, target_dir: Path) -> Path:
-    """Move `item` into `target_dir` without overwriting: `name.1.ext`, … on a clash.
-    (The same rule as FolderWatcher._move in folder.py.)"""
-    target_dir.mkdir(exist_ok=True)
-    target = target_dir / item.name
-    n = 1
-    while target.exists():
-        target = target_dir / f"{item.stem}.{n}{item.suffix}"
-        n += 1
-    shutil.move(str(item), str(target))
-    return target
 
 
 def _hidden(name: str) -> bool:
@@ -298,16 +306,13 @@ class _TlsUploadHandler(TLS_FTPHandler, _UploadHandler):
 class FtpServerSource:
     """R2.2: an FTP server the PBX uploads CDR files to (CUCM's "application billing server").
 
-    Settings: `user`, `password` (required); `port` (21), `host` ("0.0.0.0"),
-    `passive_ports` ("60000-60100"; default: any free port), `home` (default
-    `<data dir>/ftp/<profile>`), `max_file_bytes` (512 MiB), `max_login_attempts` (3 per
-    connection, then disconnected), `auth_failed_delay` (3 s before each "530" answer, which
-    slows password guessing), `sweep_interval` (5 s), `banner`, `data_dir`.
+    Its keys and their defaults: SETTINGS. `data_dir`, which is no profile key (tests give
+    it), stands in for the data directory of the default `home`.
 
-    FTPS: `tls` (false) turns on explicit TLS ("AUTH TLS", RFC 4217) with the certificate in
+    FTPS: `tls` turns on explicit TLS ("AUTH TLS", RFC 4217) with the certificate in
     `certfile` and its private key in `keyfile` (PEM files; the key may also be in
     `certfile`); a missing, unreadable or mismatched file stops the source at construction
-    with a ValueError naming the key. `tls_required` (true when `tls` is on) refuses USER
+    with a ValueError naming the key. `tls_required` (when `tls` is on) refuses USER
     and PASS before AUTH TLS and data connections before "PROT P", so that neither the
     password nor a CDR file crosses the network in clear; false also lets plain FTP
     clients in. TLS 1.2 is the oldest version accepted. Everything else below holds over
@@ -342,6 +347,36 @@ class FtpServerSource:
     PERMISSIONS = "elwdf"
     POLL_SECONDS = 0.2
     EMPTY_FILE_GRACE = 60.0
+    # Seconds between attempts to serve again after a failure: 1 s, doubling, up to a minute.
+    RESTART_MIN, RESTART_MAX = 1.0, 60.0
+
+    SETTINGS = (
+        _USER,
+        _PASSWORD,
+        _PORT,
+        # The PBX connects from outside, so every interface by default.
+        Setting("host", HOST, "the address to listen on", default="0.0.0.0"),  # noqa: S104
+        Setting("passive_ports", {"type": "string", "pattern": r"^[0-9]{1,5}-[0-9]{1,5}$",
+                                  "description": "a port range such as 60000-60100"},
+                "the ports of passive data connections (default any free port)"),
+        Setting("home", TEXT, "the folder uploads go to (default <data dir>/ftp/<profile>)"),
+        _MAX_FILE_BYTES,
+        Setting("max_login_attempts", COUNT, "failed logins before the connection is closed",
+                default=3),
+        Setting("auth_failed_delay", SECONDS, "the wait before each \"530\" answer, which "
+                "slows password guessing", default=3),
+        Setting("sweep_interval", SECONDS, "how often files left in the home are delivered",
+                default=5),
+        Setting("banner", {"type": "string", "maxLength": 200}, "the greeting (220)",
+                default=DEFAULT_BANNER),
+        _TLS,
+        Setting("certfile", TEXT, "FTPS: the server's certificate (PEM), then intermediates"),
+        Setting("keyfile", TEXT, "FTPS: the certificate's private key (PEM; default in "
+                "certfile)"),
+        Setting("tls_required", FLAG, "FTPS: no login and no data connection without TLS",
+                default=True),
+        PARSER,
+    )
 
     def __init__(self, *, name: str, settings: dict, deliver: Callable[[bytes, str], object],
                  log: logging.Logger, notify: Callable[..., object]):
@@ -349,21 +384,23 @@ class FtpServerSource:
         self.deliver = deliver
         self.log = log
         self.notify = notify
+        settings = settings_with_defaults(settings, self.SETTINGS)
         self.user = _required(settings, "user", "ftp_server", name)
         self.password = _required(settings, "password", "ftp_server", name)
         if self.user == "anonymous":
             raise ValueError(f"observer {name}: anonymous FTP uploads are not allowed")
-        self.host = settings.get("host") or "0.0.0.0"  # noqa: S104 -- the PBX connects from outside
-        self.port = int(settings.get("port", 21))
-        self.home = Path(settings.get("home") or _data_dir(settings) / "ftp" / _folder_name(name))
-        self.passive_ports = _port_range(settings.get("passive_ports"))
-        self.max_file_bytes = int(settings.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
-        self.max_login_attempts = int(settings.get("max_login_attempts", 3))
-        self.auth_failed_delay = float(settings.get("auth_failed_delay", 3))
-        self.sweep_interval = float(settings.get("sweep_interval", 5))
-        self.banner = str(settings.get("banner") or "Tariscope FTP server ready.")
-        self.tls = _flag(settings, "tls", False, name)
-        self.tls_required = _flag(settings, "tls_required", True, name)
+        self.host = settings["host"]
+        self.port = int(settings["port"])
+        self.home = Path(settings["home"] or _data_dir(settings) / "ftp" / _folder_name(name))
+        self.passive_ports = _port_range(settings["passive_ports"])
+        self.max_file_bytes = int(settings["max_file_bytes"])
+        self.max_login_attempts = int(settings["max_login_attempts"])
+        self.auth_failed_delay = float(settings["auth_failed_delay"])
+        self.sweep_interval = float(settings["sweep_interval"])
+        # An empty banner, which the check of a profile allows, takes the default as well.
+        self.banner = str(settings["banner"] or DEFAULT_BANNER)
+        self.tls = _flag(settings, "tls", name)
+        self.tls_required = _flag(settings, "tls_required", name)
         self._tls_context = _server_tls_context(settings, name) if self.tls else None
         self.ready = threading.Event()
         self.address: tuple[str, int] | None = None
@@ -379,8 +416,8 @@ class FtpServerSource:
                 self._serve(stop)
                 return
             except Exception as exc:  # cannot listen (port taken), home unwritable, …
+                delay = backoff(failures, self.RESTART_MIN, self.RESTART_MAX)
                 failures += 1
-                delay = min(2.0 ** (failures - 1), 60.0)
                 self.log.error("FTP server on port %s failed: %s; retrying in %.0f s",
                                self.port, exc, delay)
                 logger.exception("observer %s: FTP server failed", self.name)
@@ -464,7 +501,7 @@ class FtpServerSource:
         if len(data) > self.max_file_bytes:
             self.log.error("%s is over the %d-byte limit; moved to %s/", path.name,
                            self.max_file_bytes, FAILED)
-            _move(path, self.home / FAILED)
+            move_into(path, self.home / FAILED)
             return True
         try:
             self.deliver(data, path.name)
@@ -472,7 +509,7 @@ class FtpServerSource:
             self.log.error("delivering %s failed: %s; it stays for the next sweep", path.name, exc)
             logger.exception("observer %s: delivering %s failed", self.name, path.name)
             return False
-        _move(path, self.home / DONE)
+        move_into(path, self.home / DONE)
         self.log.info("received %s (%d bytes)%s", path.name, len(data),
                       f" from {peer}" if peer else "")
         return True
@@ -524,14 +561,12 @@ Signature = tuple[int | None, str | None]  # (size, modification time) as the se
 class FtpClientSource:
     """R2.2: downloads CDR files from the PBX's FTP server, every `interval` seconds.
 
-    Settings: `host`, `user`, `password` (required); `port` (21), `remote_path` ("/"),
-    `after` ("delete", or "rename": `name` becomes `name.done`), `pattern` (shell glob,
-    case-sensitive, "*"), `interval` (60 s), `passive` (true), `timeout` (30 s),
-    `max_file_bytes` (512 MiB), `state_dir` (default the data dir), `data_dir`.
+    Its keys and their defaults: SETTINGS. `data_dir`, which is no profile key (tests give
+    it), stands in for the data directory of the default `state_dir`.
 
-    FTPS: `tls` (false) logs in over explicit TLS ("AUTH TLS", RFC 4217) and protects the
+    FTPS: `tls` logs in over explicit TLS ("AUTH TLS", RFC 4217) and protects the
     data connections ("PROT P"), so listings and downloads are encrypted too. `tls_verify`
-    (true) checks the server's certificate and that it names `host` (a DNS name, or an IP
+    checks the server's certificate and that it names `host` (a DNS name, or an IP
     address in the certificate's subjectAltName); `cafile` (a PEM bundle) is then trusted
     instead of the system's certificate authorities — for a PBX with a self-signed
     certificate, that certificate itself. A certificate that fails the check ends the
@@ -555,30 +590,54 @@ class FtpClientSource:
     starts or stops working, not for every poll.
     """
 
+    SETTINGS = (
+        Setting("host", HOST, "the PBX's FTP server", required=True),
+        _USER,
+        _PASSWORD,
+        _PORT,
+        Setting("remote_path", TEXT, "the folder on the server the files are in", default="/"),
+        Setting("after", {"enum": ["delete", "rename"], "description": "what to do with a fetched file"},
+                "what becomes of a delivered file: deleted, or renamed to name.done",
+                default="delete"),
+        Setting("pattern", NAME, "the names taken: a shell glob, case-sensitive", default="*"),
+        Setting("interval", SECONDS, "the wait between polls", default=60),
+        Setting("passive", FLAG, "passive data connections", default=True),
+        Setting("timeout", SECONDS, "the wait for an answer of the server", default=30),
+        _TLS,
+        Setting("tls_verify", FLAG, "FTPS: check the server's certificate and name",
+                default=True),
+        Setting("cafile", TEXT, "FTPS: the certificates trusted (PEM; default the system's)"),
+        _MAX_FILE_BYTES,
+        Setting("state_dir", TEXT, "where files delivered but not removed are remembered "
+                "(default the data dir)"),
+        PARSER,
+    )
+
     def __init__(self, *, name: str, settings: dict, deliver: Callable[[bytes, str], object],
                  log: logging.Logger, notify: Callable[..., object]):
         self.name = name
         self.deliver = deliver
         self.log = log
         self.notify = notify
+        settings = settings_with_defaults(settings, self.SETTINGS)
         self.host = _required(settings, "host", "ftp_client", name)
         self.user = _required(settings, "user", "ftp_client", name)
         self.password = _required(settings, "password", "ftp_client", name)
-        self.port = int(settings.get("port", 21))
-        self.remote_path = str(settings.get("remote_path") or "/")
-        self.after = str(settings.get("after") or "delete")
+        self.port = int(settings["port"])
+        self.remote_path = str(settings["remote_path"])
+        self.after = str(settings["after"])
         if self.after not in ("delete", "rename"):
             raise ValueError(f"observer {name}: after must be 'delete' or 'rename', not {self.after!r}")
-        self.pattern = str(settings.get("pattern") or "*")
-        self.interval = float(settings.get("interval", 60))
-        self.passive = bool(settings.get("passive", True))
-        self.timeout = float(settings.get("timeout", 30))
-        self.tls = _flag(settings, "tls", False, name)
-        self.tls_verify = _flag(settings, "tls_verify", True, name)
+        self.pattern = str(settings["pattern"])
+        self.interval = float(settings["interval"])
+        self.passive = bool(settings["passive"])
+        self.timeout = float(settings["timeout"])
+        self.tls = _flag(settings, "tls", name)
+        self.tls_verify = _flag(settings, "tls_verify", name)
         self.cafile = (_readable(settings, "cafile", name)
-                       if self.tls and self.tls_verify and settings.get("cafile") else None)
-        self.max_file_bytes = int(settings.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
-        state_dir = Path(settings.get("state_dir") or _data_dir(settings))
+                       if self.tls and self.tls_verify and settings["cafile"] else None)
+        self.max_file_bytes = int(settings["max_file_bytes"])
+        state_dir = Path(settings["state_dir"] or _data_dir(settings))
         self.state_path = state_dir / f"{_folder_name(name)}.ftpstate.json"
         self.ready = threading.Event()
         self.peer = f"{self.host}:{self.port}"
@@ -599,8 +658,8 @@ class FtpClientSource:
                 failures = 0
                 delay = self.interval
             except Exception as exc:
+                delay = backoff(failures, self.interval, cap)
                 failures += 1
-                delay = min(self.interval * 2 ** (failures - 1), cap)
                 self._set_connected(False)
                 self.log.error("FTP %s: %s; retrying in %.1f s", self.peer,
                                str(exc) or type(exc).__name__, delay)

@@ -55,13 +55,23 @@ from pyrad import tools
 from pyrad.dictionary import Dictionary
 from pyrad.packet import AccountingRequest, AccountingResponse, AcctPacket
 
+from observers.backoff import backoff
+from observers.sources.keys import (
+    HOST,
+    NAME,
+    PARSER,
+    PORT,
+    SECONDS,
+    Setting,
+    schema_list,
+    schema_object,
+    settings_with_defaults,
+)
+
 logger = logging.getLogger(__name__)
 
 DICTIONARY = Path(__file__).resolve().parent.parent / "radius_dictionaries" / "dictionary"
 
-DEFAULT_PORT = 1813
-DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - a RADIUS server listens for the NASes of the network
-DEFAULT_RETRANSMIT_SECONDS = 30.0
 
 # Acct-Status-Type (RFC 2866 section 5.1, RFC 2866/2867 values).
 START, STOP, INTERIM_UPDATE, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
@@ -96,7 +106,8 @@ CACHE_MAX = 500_000
 # A repeated drop (same reason, same address) is logged at most once in this many seconds.
 DROP_LOG_INTERVAL = 10.0
 POLL_SECONDS = 0.2
-MAX_BACK_OFF = 60.0
+# Seconds between attempts to bind a port that is taken: 1 s, doubling, up to a minute.
+MIN_BACK_OFF, MAX_BACK_OFF = 1.0, 60.0
 
 COUNTERS = ("received", "answered", "dropped_unknown_client", "dropped_bad_authenticator",
             "dropped_malformed", "retransmits", "delivered", "deliver_failures")
@@ -311,27 +322,40 @@ class RadiusSource:
     """R2.2: a RADIUS accounting server for one observer profile (one UDP port, one secret
     with optional per-client secrets); the contract is in observers/sources/__init__.py."""
 
+    SETTINGS = (
+        Setting("secret", NAME, "the shared secret of the NASes", required=True, secret=True),
+        Setting("port", PORT, "the UDP port to listen on", default=1813),
+        Setting("clients", schema_list(schema_object({"address": HOST}, {"secret": NAME})),
+                "the NASes allowed, each {address, secret}: an address or network and its "
+                "own secret (default the profile's); packets from anyone else are dropped"),
+        # A RADIUS server listens for the NASes of the whole network.
+        Setting("host", HOST, "the address to listen on", default="0.0.0.0"),  # noqa: S104
+        Setting("retransmit_cache_seconds", SECONDS, "how long an answer is kept to answer a "
+                "retransmitted copy of its packet again", default=30),
+        PARSER,
+    )
+
     def __init__(self, *, name: str, settings: Mapping, deliver: Callable[[bytes, str], object],
                  log: logging.Logger | None = None, notify: Callable[..., object] | None = None):
         self.name = name
         self.deliver = deliver
         self.log = log or logger
         self.notify = notify
-        if "secret" not in settings:
+        settings = settings_with_defaults(settings, self.SETTINGS)
+        if settings["secret"] is None:
             raise ValueError(f"observer {name}: a radius source needs settings.secret")
         self.secret = _secret_bytes(settings["secret"], f"observer {name}: secret")
-        port = settings.get("port", DEFAULT_PORT)
+        port = settings["port"]
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"observer {name}: port {port!r} is not a UDP port (1 to 65535)")
         self.port = port
-        self.host = str(settings.get("host", DEFAULT_HOST))
+        self.host = str(settings["host"])
         try:
-            self.clients = _clients(settings.get("clients"), self.secret)
+            self.clients = _clients(settings["clients"], self.secret)
         except ValueError as exc:
             raise ValueError(f"observer {name}: {exc}") from None
         try:
-            self.retransmit_seconds = float(settings.get("retransmit_cache_seconds",
-                                                         DEFAULT_RETRANSMIT_SECONDS))
+            self.retransmit_seconds = float(settings["retransmit_cache_seconds"])
         except (TypeError, ValueError):
             raise ValueError(f"observer {name}: retransmit_cache_seconds must be a number") from None
         self.dictionary = radius_dictionary()
@@ -351,17 +375,18 @@ class RadiusSource:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set; a port that cannot be bound is retried with back-off."""
-        back_off = 1.0
+        failures = 0
         while not stop.is_set():
             try:
                 sock = self._bind()
             except OSError as exc:
+                delay = backoff(failures, MIN_BACK_OFF, MAX_BACK_OFF)
+                failures += 1
                 self.log.error("cannot listen on UDP %s port %s: %s; retrying in %.0f s",
-                               self.host, self.port, exc, back_off)
-                stop.wait(back_off)
-                back_off = min(back_off * 2, MAX_BACK_OFF)
+                               self.host, self.port, exc, delay)
+                stop.wait(delay)
                 continue
-            back_off = 1.0
+            failures = 0
             try:
                 self.log.info("RADIUS accounting server listening on UDP %s port %s", *self.address[:2])
                 self.ready.set()

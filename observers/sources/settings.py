@@ -2,8 +2,12 @@
 that apply_config (tariscope.siteconfig) and the Observers form both use, so that a file
 and the form accept the same settings (docs/observers.md).
 
-Also here: the JSON-schema builders and the translation of jsonschema's errors into
-sentences with key paths, which the site configuration's checks share.
+Each source declares its keys once, in its own module (`SETTINGS`, observers.sources.keys);
+everything here is derived from those declarations.
+
+Also here, for the site configuration's schema and checks (tariscope.siteconfig), which
+share them: the JSON-schema builders (from observers.sources.keys) and the translation of
+jsonschema's errors into sentences with key paths.
 """
 import datetime
 import difflib
@@ -13,100 +17,52 @@ from jsonschema import Draft202012Validator
 
 from observers.models import SourceType
 from observers.parsers import parser_options_problems
+from observers.sources import folder
+from observers.sources.ftp import FtpClientSource, FtpServerSource
+from observers.sources.keys import Setting
+from observers.sources.keys import schema_list as schema_list
+from observers.sources.keys import schema_object as schema_object
+from observers.sources.radius import RadiusSource
+from observers.sources.tcp import TcpClientSource, TcpServerSource
+
+# Source type -> its keys, in the order they are listed (to users, and in an export).
+DECLARED: dict[str, tuple[Setting, ...]] = {
+    SourceType.FOLDER: folder.SETTINGS,
+    SourceType.FTP_SERVER: FtpServerSource.SETTINGS,
+    SourceType.FTP_CLIENT: FtpClientSource.SETTINGS,
+    SourceType.TCP_SERVER: TcpServerSource.SETTINGS,
+    SourceType.TCP_CLIENT: TcpClientSource.SETTINGS,
+    SourceType.RADIUS: RadiusSource.SETTINGS,
+}
 
 
-def schema_nullable(schema: dict) -> dict:
-    """An optional key may be null (an empty value in YAML): the same as leaving it out."""
-    schema = dict(schema)
-    kind = schema.get("type")
-    if kind is not None:
-        schema["type"] = [*(kind if isinstance(kind, list) else [kind]), "null"]
-    if "enum" in schema:
-        schema["enum"] = [*schema["enum"], None]
-    return schema
+def _key_schemas() -> dict[str, dict]:
+    """Every key any source takes, with its schema: one schema per key, whichever source
+    takes it, since a profile that changes its source keeps the keys both take."""
+    schemas: dict[str, dict] = {}
+    for source, declared in DECLARED.items():
+        for setting in declared:
+            if schemas.setdefault(setting.name, setting.schema) != setting.schema:
+                raise ValueError(f"source {source}: key {setting.name!r} is declared with "
+                                 "another schema than other sources give it")
+    return schemas
 
-
-def schema_object(required: dict, optional: dict | None = None, **extra) -> dict:
-    optional = optional or {}
-    return {
-        "type": "object",
-        "properties": {**required, **{k: schema_nullable(v) for k, v in optional.items()}},
-        "required": list(required),
-        "additionalProperties": False,
-        **extra,
-    }
-
-
-def schema_list(items: dict) -> dict:
-    return {"type": "array", "items": items}
-
-
-PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
-TEXT = {"type": "string", "minLength": 1, "maxLength": 500}
 
 # Observer keys by source: a contract (docs/config.md). They are stored in
 # ObserverProfile.settings under the same names, exactly as the file gives them; the
-# defaults here are the collector's for a key left out, and are not stored, so that
-# export and apply give back the same settings.
-SOURCE_KEY_SCHEMAS = {
-    "path": TEXT,
-    "host": {"type": "string", "minLength": 1, "maxLength": 253},
-    "port": PORT,
-    "user": {"type": "string", "minLength": 1, "maxLength": 200},
-    "password": {"type": "string", "maxLength": 200},
-    "remote_path": TEXT,
-    "after": {"enum": ["delete", "rename"], "description": "what to do with a fetched file"},
-    "secret": {"type": "string", "minLength": 1, "maxLength": 200},
-    "clients": schema_list(schema_object(
-        {"address": {"type": "string", "minLength": 1, "maxLength": 253}},
-        {"secret": {"type": "string", "minLength": 1, "maxLength": 200}},
-    )),
-    # Parser options (the generic parser needs them; docs/formats.md).
-    "parser": {"type": "object", "description": "parser options, see docs/formats.md"},
-    # Tuning, each with the source's own default (docs/config.md).
-    **{key: {"type": "number", "minimum": 0} for key in (
-        "settle_seconds", "auth_failed_delay", "sweep_interval", "interval", "timeout",
-        "idle_timeout", "flush_seconds", "retry_min", "retry_max", "reconnect_min",
-        "reconnect_max", "connect_timeout", "retransmit_cache_seconds")},
-    **{key: {"type": "integer", "minimum": 1} for key in (
-        "max_file_bytes", "max_login_attempts", "max_line_bytes", "max_connections",
-        "flush_lines", "max_pending_lines", "max_pending_bytes")},
-    **{key: {"type": "boolean"} for key in ("passive", "tls", "tls_required", "tls_verify")},
-    "passive_ports": {"type": "string", "pattern": r"^[0-9]{1,5}-[0-9]{1,5}$",
-                      "description": "a port range such as 60000-60100"},
-    "home": TEXT,
-    "state_dir": TEXT,
-    # FTPS (docs/observers.md): PEM files on the collector's machine.
-    "certfile": TEXT,
-    "keyfile": TEXT,
-    "cafile": TEXT,
-    "banner": {"type": "string", "maxLength": 200},
-    "pattern": {"type": "string", "minLength": 1, "maxLength": 200},
-}
-_TCP_TUNING = dict.fromkeys(("max_line_bytes", "flush_lines", "flush_seconds", "retry_min",
-                             "retry_max", "max_pending_lines", "max_pending_bytes"))
+# defaults are the collector's for a key left out, and are not stored, so that export and
+# apply give back the same settings.
+SOURCE_KEY_SCHEMAS = _key_schemas()
 SOURCES = {
     # source: (required keys, optional keys with their defaults, None for no default)
-    SourceType.FOLDER: (("path",), {"settle_seconds": None, "parser": None}),
-    SourceType.FTP_SERVER: (("user", "password"), {
-        "port": 21, "host": None, "passive_ports": None, "home": None, "max_file_bytes": None,
-        "max_login_attempts": None, "auth_failed_delay": None, "sweep_interval": None,
-        "banner": None, "tls": None, "certfile": None, "keyfile": None, "tls_required": None,
-        "parser": None}),
-    SourceType.FTP_CLIENT: (("host", "user", "password"), {
-        "port": 21, "remote_path": None, "after": None, "pattern": None, "interval": None,
-        "passive": None, "timeout": None, "tls": None, "tls_verify": None, "cafile": None,
-        "max_file_bytes": None, "state_dir": None, "parser": None}),
-    SourceType.TCP_SERVER: (("port",), {
-        "host": None, "max_connections": None, "idle_timeout": None, "parser": None,
-        **_TCP_TUNING}),
-    SourceType.TCP_CLIENT: (("host", "port"), {
-        "reconnect_min": None, "reconnect_max": None, "connect_timeout": None, "parser": None,
-        **_TCP_TUNING}),
-    SourceType.RADIUS: (("secret",), {
-        "port": 1813, "clients": None, "host": None, "retransmit_cache_seconds": None,
-        "parser": None}),
+    source: (tuple(s.name for s in declared if s.required),
+             {s.name: s.default for s in declared if not s.required})
+    for source, declared in DECLARED.items()
 }
+# Never shown back to a user (the Observers form); a RADIUS client's own `secret` inside
+# `clients` too, which observers.forms handles with the client's address.
+SECRET_KEYS = tuple(dict.fromkeys(s.name for declared in DECLARED.values()
+                                  for s in declared if s.secret))
 
 
 def _source_rule(source: str) -> dict:
@@ -212,7 +168,7 @@ def schema_errors(data, validator) -> Iterator[tuple[KeyPath, str]]:
 
 
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "text", "integer": "a whole number",
-               "boolean": "true or false", "null": "empty"}
+               "number": "a number", "boolean": "true or false", "null": "empty"}
 
 
 def short_text(value) -> str:

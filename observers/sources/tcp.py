@@ -17,13 +17,23 @@ turns into back-pressure on the PBX; nothing is dropped.
 """
 import errno
 import os
-import random
 import selectors
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from observers.backoff import backoff
+from observers.sources.keys import (
+    COUNT,
+    HOST,
+    PARSER,
+    PORT,
+    SECONDS,
+    Setting,
+    settings_with_defaults,
+)
 
 TICK = 0.1  # seconds between checks of `stop`, flush timers and idle timers
 RECV_BYTES = 64 * 1024
@@ -33,12 +43,23 @@ LOG_HEAD = 200  # bytes of a dropped or lost line that go into the log
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 5
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK}
 
-
-def backoff(attempt: int, low: float, high: float) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): doubling from `low`, never
-    above `high`, jittered in its upper half so many sources do not retry in step."""
-    ceiling = min(high, low * 2 ** min(attempt, 30))
-    return random.uniform(max(low, ceiling / 2), ceiling)
+# The framing and batching keys both TCP sources take (docs/config.md).
+LINE_SETTINGS = (
+    Setting("max_line_bytes", COUNT, "a longer line is dropped (and logged)", default=8192),
+    Setting("flush_lines", COUNT, "lines delivered together at most", default=500),
+    Setting("flush_seconds", SECONDS, "the longest a received line waits to be delivered",
+            default=1.0),
+    Setting("retry_min", SECONDS, "the first wait after a failed delivery or bind",
+            default=0.5),
+    Setting("retry_max", SECONDS, "the longest wait between delivery or bind attempts",
+            default=30.0),
+    Setting("max_pending_lines", COUNT, "lines waiting for delivery beyond which reading "
+            "pauses", default=100_000),
+    Setting("max_pending_bytes", COUNT, "bytes waiting for delivery beyond which reading "
+            "pauses", default=64 * 1024 * 1024),
+)
+# The Python type a key's value is read as.
+_KINDS = {"integer": int, "number": float}
 
 
 class LineFramer:
@@ -121,8 +142,7 @@ class LineFramer:
         self._over += len(data)
 
 
-def _positive(name: str, settings: dict, key: str, default, kind=float):
-    raw = settings.get(key, default)
+def _positive(name: str, key: str, raw, kind):
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -132,22 +152,30 @@ def _positive(name: str, settings: dict, key: str, default, kind=float):
     return value
 
 
+def _tuning(name: str, settings: dict, declared: tuple[Setting, ...]) -> dict:
+    """The counts and durations of a source: each key of `declared` that is a COUNT or in
+    SECONDS, from `settings` (settings_with_defaults), as an int or a float, checked positive."""
+    return {setting.name: _positive(name, setting.name, settings[setting.name],
+                                    _KINDS[setting.schema["type"]])
+            for setting in declared if setting.schema in (COUNT, SECONDS)}
+
+
 @dataclass(frozen=True)
 class LineSettings:
-    """The framing and batching settings both TCP sources share (docs/config.md)."""
+    """The values of LINE_SETTINGS of one source."""
 
-    max_line_bytes: int = 8192
-    flush_lines: int = 500
-    flush_seconds: float = 1.0
-    retry_min: float = 0.5  # back-off between failed deliveries
-    retry_max: float = 30.0
-    max_pending_lines: int = 100_000  # beyond this, stop reading until delivery succeeds
-    max_pending_bytes: int = 64 * 1024 * 1024
+    max_line_bytes: int
+    flush_lines: int
+    flush_seconds: float
+    retry_min: float  # back-off between failed deliveries
+    retry_max: float
+    max_pending_lines: int  # beyond this, stop reading until delivery succeeds
+    max_pending_bytes: int
 
     @classmethod
-    def from_settings(cls, name: str, settings: dict) -> "LineSettings":
-        return cls(**{f.name: _positive(name, settings, f.name, f.default, type(f.default))
-                      for f in fields(cls)})
+    def of(cls, tuning: dict) -> "LineSettings":
+        """The line keys of a source's `_tuning`."""
+        return cls(**{setting.name: tuning[setting.name] for setting in LINE_SETTINGS})
 
 
 class LineStream:
@@ -209,7 +237,8 @@ class LineStream:
               now_or_never: bool = False) -> None:
         while self.due(now, now_or_never=now_or_never):
             if not self._deliver_batch(deliver):
-                delay = backoff(self._failures - 1, self.config.retry_min, self.config.retry_max)
+                delay = backoff(self._failures - 1, self.config.retry_min, self.config.retry_max,
+                                jitter=True)
                 self._retry_at = now + delay
                 self.log.warning("%s: %d lines kept; next delivery attempt in %.1f s",
                                  self.source_name, len(self.lines), delay)
@@ -290,14 +319,27 @@ class _Peer:
 class TcpServerSource:
     """R2.2 TCP server: PBXs connect to `host`:`port` and stream records one per line."""
 
+    SETTINGS = (
+        Setting("port", PORT, "the TCP port the PBX connects to", required=True),
+        # The PBX connects from the network, so every interface by default.
+        Setting("host", HOST, "the address to listen on", default="0.0.0.0"),  # noqa: S104
+        Setting("max_connections", COUNT, "connections at once; more are closed at once",
+                default=16),
+        Setting("idle_timeout", SECONDS, "a connection silent this long is closed",
+                default=3600),
+        PARSER,
+        *LINE_SETTINGS,
+    )
+
     def __init__(self, *, name: str, settings: dict, deliver, log, notify):
         self.name = name
+        settings = settings_with_defaults(settings, self.SETTINGS)
         self.port = _required_port(name, settings, "tcp_server")
-        # The PBX connects from the network, so every interface by default.
-        self.host = str(settings.get("host") or "0.0.0.0")  # noqa: S104
-        self.max_connections = _positive(name, settings, "max_connections", 16, int)
-        self.idle_timeout = _positive(name, settings, "idle_timeout", 3600.0)
-        self.config = LineSettings.from_settings(name, settings)
+        self.host = str(settings["host"])
+        tuning = _tuning(name, settings, self.SETTINGS)
+        self.max_connections = tuning["max_connections"]
+        self.idle_timeout = tuning["idle_timeout"]
+        self.config = LineSettings.of(tuning)
         self.deliver = deliver
         self.log = log
         self.notify = notify
@@ -341,7 +383,7 @@ class TcpServerSource:
                 listener = socket.create_server((self.host, self.port), family=family,
                                                 backlog=self.max_connections + 8)
             except OSError as exc:
-                delay = backoff(attempt, self.config.retry_min, self.config.retry_max)
+                delay = backoff(attempt, self.config.retry_min, self.config.retry_max, jitter=True)
                 attempt += 1
                 self.log.error("cannot listen on %s:%d (%s); retrying in %.1f s",
                                self.host, self.port, exc, delay)
@@ -454,16 +496,31 @@ class TcpClientSource:
     """R2.2 TCP client: connect to the PBX at `host`:`port` and read records one per line,
     reconnecting with back-off whenever the PBX closes or cannot be reached."""
 
+    SETTINGS = (
+        Setting("host", HOST, "the PBX's name or address", required=True),
+        Setting("port", PORT, "the PBX's TCP port", required=True),
+        Setting("reconnect_min", SECONDS, "the first wait before connecting again",
+                default=1.0),
+        Setting("reconnect_max", SECONDS, "the longest wait between connection attempts",
+                default=60.0),
+        Setting("connect_timeout", SECONDS, "how long one connection attempt may take",
+                default=10.0),
+        PARSER,
+        *LINE_SETTINGS,
+    )
+
     def __init__(self, *, name: str, settings: dict, deliver, log, notify):
         self.name = name
-        self.host = str(settings.get("host") or "")
+        settings = settings_with_defaults(settings, self.SETTINGS)
+        self.host = str(settings["host"] or "")
         if not self.host:
             raise ValueError(f"observer {name}: a tcp_client source needs settings.host")
         self.port = _required_port(name, settings, "tcp_client")
-        self.reconnect_min = _positive(name, settings, "reconnect_min", 1.0)
-        self.reconnect_max = max(self.reconnect_min, _positive(name, settings, "reconnect_max", 60.0))
-        self.connect_timeout = _positive(name, settings, "connect_timeout", 10.0)
-        self.config = LineSettings.from_settings(name, settings)
+        tuning = _tuning(name, settings, self.SETTINGS)
+        self.reconnect_min = tuning["reconnect_min"]
+        self.reconnect_max = max(self.reconnect_min, tuning["reconnect_max"])
+        self.connect_timeout = tuning["connect_timeout"]
+        self.config = LineSettings.of(tuning)
         self.deliver = deliver
         self.log = log
         self.notify = notify
@@ -485,7 +542,7 @@ class TcpClientSource:
                         attempt = 0
                 if stop.is_set():
                     break
-                delay = backoff(attempt, self.reconnect_min, self.reconnect_max)
+                delay = backoff(attempt, self.reconnect_min, self.reconnect_max, jitter=True)
                 attempt += 1
                 self.log.info("reconnecting to %s in %.1f s", self.label, delay)
                 self._wait(stop, delay)

@@ -171,7 +171,7 @@ class _Applier:
         current = self.observers.get(item["name"])
         stored = current.settings if current is not None and isinstance(current.settings,
                                                                          dict) else {}
-        # Keys outside the contract (e.g. a folder's settle_seconds) are kept; the
+        # Keys no source takes (written by other means) are kept; the
         # contract's keys are exactly what the file says, so switching a profile to
         # another source drops the old source's credentials.
         settings = {key: value for key, value in stored.items() if key not in SOURCE_KEYS}
