@@ -1,9 +1,26 @@
 """Shared fixtures. Tests needing an external program or server call `needs(...)`: on a
 fresh machine that skips with a reason naming the package; under CI=true it fails."""
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from observers.pipeline import profile_ingest
+from tariffs.models import TariffPrice
+from tariffs.services import operator_rates_changed
+from tests.factories import (
+    DeviceFactory,
+    NodeFactory,
+    ObserverProfileFactory,
+    OperatorFactory,
+    PhoneNumberFactory,
+    SubscriberFactory,
+    SubscriberGroupFactory,
+    TariffPlanFactory,
+    priced_code,
+)
+from tests.observers.threecx_cdr import cdr_file
 
 TESTDATA = Path(__file__).resolve().parent / "data"
 
@@ -53,6 +70,65 @@ def store_calls(*, device, records):
     stored = calls_store(device=device, records=records)
     charges_update(stored=stored)
     return stored
+
+
+class Site:
+    """What most tests stand on: carrier Ukrtelecom (UAH) with its tariff plan Office; node
+    Kyiv and its 3CX KyivPBX (Europe/Kyiv), whose dial plan has access code 9, national
+    prefix 0, international prefix 00, country code 380, area code 44 and extensions of three
+    digits, rating at that carrier in that plan: Kyiv 38044 at 0.50/min and the rest of
+    Ukraine 380 at 1.00/min, both billed 60/60; department Sales, where Ivan Petrenko (the
+    subscriber) holds 101 (the number) and Olena Koval (his colleague) 102; and the folder
+    observer profile of the 3CX."""
+
+    def __init__(self):
+        self.operator = OperatorFactory(name="Ukrtelecom", currency="UAH")
+        self.plan = TariffPlanFactory(name="Office")
+        self.node = NodeFactory(name="Kyiv", country="UA")
+        self.device = DeviceFactory(
+            node=self.node, name="KyivPBX", type="3cx", timezone="Europe/Kyiv",
+            access_code="9", national_prefix="0", international_prefix="00",
+            country_code="380", area_code="44", extension_length=3,
+            default_operator=self.operator, default_plan=self.plan)
+        self.kyiv = self.priced_code(code="38044", price="0.50", name="Kyiv")
+        self.ukraine = self.priced_code(code="380", price="1.00", name="Ukraine")
+        self.sales = SubscriberGroupFactory(node=self.node, name="Sales")
+        self.subscriber = SubscriberFactory(full_name="Ivan Petrenko", group=self.sales)
+        self.number = PhoneNumberFactory(subscriber=self.subscriber, device=self.device, dn="101")
+        self.colleague = SubscriberFactory(full_name="Olena Koval", group=self.sales)
+        PhoneNumberFactory(subscriber=self.colleague, device=self.device, dn="102")
+        self.profile = ObserverProfileFactory(device=self.device)
+
+    def priced_code(self, **code):
+        """A code of the site's carrier with its price in the site's plan
+        (tests.factories.priced_code)."""
+        return priced_code(operator=self.operator, plan=self.plan, **code)
+
+    def set_price(self, phone_code, price: str) -> None:
+        """The price per minute of `phone_code`'s tariff in the site's plan, as an edit of the
+        carrier's rates."""
+        TariffPrice.objects.filter(tariff=phone_code.tariff, plan=self.plan).update(
+            price_per_minute=Decimal(price))
+        operator_rates_changed(operator_ids=[self.operator.pk])
+
+    def ingest(self, *lines: str, name: str = "cdr.csv"):
+        """3CX CDR `lines` collected by the site's profile as one file `name`."""
+        return profile_ingest(profile=self.profile, data=cdr_file(*lines), source_name=name)
+
+
+@pytest.fixture
+def site(db) -> Site:
+    """The one site of the tests (Site); tests add what only they need to it."""
+    return Site()
+
+
+@pytest.fixture
+def second_device(site):
+    """A second 3CX of the site: LvivPBX on node Lviv (area code 32), at the same carrier and
+    plan."""
+    return DeviceFactory(node=NodeFactory(name="Lviv", country="UA"), name="LvivPBX",
+                         area_code="32", default_operator=site.operator,
+                         default_plan=site.plan)
 
 
 @pytest.fixture(autouse=True)
@@ -137,6 +213,15 @@ def wait_for(probe, *, timeout: float = 30.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             pytest.fail(f"nothing after {timeout} s waiting for {probe}")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (just now)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import factory
 
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
+from observers.parsers.base import CallRecord
+from tariffs.choices import Direction
 from tariffs.models import Operator, PhoneCode, Tariff, TariffPlan, TariffPrice
 from tariffs.services import operator_rates_changed
 
@@ -129,3 +131,11 @@ class ObserverProfileFactory(factory.django.DjangoModelFactory):
     device = factory.SubFactory(DeviceFactory)
     source = "folder"
     settings = factory.LazyFunction(dict)
+
+
+def call_record(key, start, dialled, duration, *, extension="101", direction=Direction.OUTGOING,
+                **fields) -> CallRecord:
+    """A call as a parser hands it on (observers.parsers.base.CallRecord): `extension`
+    dialling `dialled` at `start` (the device's local time) for `duration` seconds."""
+    return CallRecord(source_key=key, start=start, duration=duration, direction=direction,
+                      extension=extension, dialled=dialled, **fields)

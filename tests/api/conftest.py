@@ -7,6 +7,8 @@ from api.models import API_METHODS, ApiUser
 
 PASSWORD = "s3cret-pass"
 KEY = "test-only-api-jwt-key-" + "0123456789abcdef" * 4
+# What `api_user` logs in with; the seed document sends them in the body of every request.
+CREDENTIALS = {"username": "integrator", "password": PASSWORD}
 
 
 @pytest.fixture(autouse=True)
@@ -30,13 +32,13 @@ def api_user(db):
     return make_user()
 
 
-@pytest.fixture
-def bearer(api_user):
-    """Authorization header of a token for `api_user` (all rights)."""
-    token, _ = token_issue(api_user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-
-
 def bearer_of(user: ApiUser) -> dict:
+    """The Authorization header of a fresh token for `user`, as the test client takes it."""
     token, _ = token_issue(user)
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+@pytest.fixture
+def bearer(api_user):
+    """The Authorization header of a token for `api_user` (all rights)."""
+    return bearer_of(api_user)

@@ -2,6 +2,7 @@
 import pytest
 
 from api.models import ApiUser
+from tests.api.conftest import make_user
 from tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,10 +24,7 @@ def test_an_api_user_is_created_with_a_password_and_rights_in_the_admin(admin_cl
 
 def test_changing_rights_in_the_admin_ends_older_tokens(admin_client):
     # given an API user
-    user = ApiUser(name="crm")
-    user.set_password("crm-password-1")
-    user.set_rights(["accounts.charges"])
-    user.save()
+    user = make_user("crm", password="crm-password-1", rights=["accounts.charges"])
     version = user.token_version
     # when its rights change in the admin (password left empty)
     admin_client.post(f"/admin/api/apiuser/{user.pk}/change/", {

@@ -7,9 +7,8 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from api.auth import token_issue
 from tariscope.wsgi import application
-from tests.api.conftest import make_user
+from tests.api.conftest import bearer_of, make_user
 from tests.factories import PhoneNumberFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,9 +34,8 @@ def _keep_connection():
 def everything(db, _keep_connection):
     # Something for the ids to find: a subscriber with a number on a PBX.
     number = PhoneNumberFactory(subscriber=SubscriberFactory(id=1))
-    user = make_user(name="fuzzer")
-    token, _ = token_issue(user)
-    return number, {"Authorization": f"Bearer {token}"}
+    # Called through the WSGI app, the header goes by its HTTP name.
+    return number, {"Authorization": bearer_of(make_user(name="fuzzer"))["HTTP_AUTHORIZATION"]}
 
 
 @schema.parametrize()
@@ -45,16 +43,21 @@ def everything(db, _keep_connection):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 def test_no_method_answers_a_server_error(case, everything):
+    # given a token of a user with every right (an observer's token, made up, for the
+    # observer methods)
     _, headers = everything
     if case.path.startswith("/api/observer"):
         headers = {"Authorization": "Bearer obs_not-a-real-token"}
+    # when a request generated from the schema is sent; then it is answered below 500
     case.call_and_validate(app=application, headers=headers, checks=[not_a_server_error])
 
 
 def test_schema_and_docs_page_are_public_and_offline(client):
+    # when the schema and the docs page are asked for, without a token
     schema_response = client.get("/api/schema/")
     docs = client.get("/api/docs/")
-
+    # then both are served; the schema names every method, and the page loads nothing
+    # from elsewhere
     assert schema_response.status_code == 200 and docs.status_code == 200
     text = schema_response.content.decode()
     for path in ("/api/accounts/charges", "/api/subscriber/dnadd", "/api/subscribers/{id}",
@@ -73,7 +76,8 @@ def test_schema_and_docs_page_are_public_and_offline(client):
     "/api/calls?fromdate=0001-01-01&todate=9999-12-31",
 ])
 def test_ids_and_dates_out_of_range_answer_400_not_500(client, bearer, url):
+    # when an id beyond 64 bits, or a period at the very ends of the calendar, is sent
     response = client.get(url, **bearer)
-
+    # then 400 names the parameter
     assert response.status_code == 400
     assert "parameter '" in response.json()["message"]

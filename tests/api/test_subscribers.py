@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 
 from billing.models import PhoneNumber, Subscriber, SubscriberType
+from tests.api.conftest import bearer_of, make_user
 from tests.factories import (
     DeviceFactory,
     PhoneNumberFactory,
@@ -28,10 +29,11 @@ def seed_ids(db):
 
 @pytest.mark.parametrize("spelling", ["contractnumber", "contactnumber"])
 def test_seed_example_creates_jsc_abc_with_all_its_fields(client, bearer, seed_ids, spelling):
+    # given department 419 and rate plan 43 of the seed document
     group, plan = seed_ids
-
+    # when its subscriber is created as it sends it (contract number spelt either way)
     response = client.post(SEED_CREATE.replace("contractnumber", spelling), **bearer)
-
+    # then JSC ABC is there with every field it was sent
     assert response.status_code == 200
     subscriber = Subscriber.objects.get()
     assert response.json() == {"id": subscriber.pk, "accountnumber": "8640-fo",
@@ -46,9 +48,10 @@ def test_seed_example_creates_jsc_abc_with_all_its_fields(client, bearer, seed_i
 
 
 def test_create_with_json_and_no_account_number_numbers_the_account_by_id(client, bearer):
+    # when a subscriber is created from JSON with only a name
     response = client.post("/api/subscriber/create", {"FullName": "Ivan Petrenko"},
                            content_type="application/json", **bearer)
-
+    # then its account number is its id; it is an individual in no department
     assert response.status_code == 200
     body = response.json()
     assert body["accountnumber"] == str(body["id"]) and body["fullname"] == "Ivan Petrenko"
@@ -68,21 +71,23 @@ def test_create_with_json_and_no_account_number_numbers_the_account_by_id(client
     ("fullname=X&accountnumber=taken", 409, "account number 'taken' belongs to another subscriber"),
 ])
 def test_create_errors(client, bearer, seed_ids, query, status, message):
+    # given a subscriber holding the account number "taken"
     SubscriberFactory(account_number="taken")
-
+    # when a subscriber is created with a parameter missing or wrong
     response = client.post("/api/subscriber/create?" + query, **bearer)
-
+    # then the status and the message say which and why, and nobody is created
     assert response.status_code == status
     assert response.json() == {"message": message}
     assert Subscriber.objects.count() == 1
 
 
 def test_seed_example_adds_number_2001_on_pbx_292(client, bearer):
+    # given subscriber 7334 and PBX 292 of the seed document
     subscriber, device = SubscriberFactory(id=7334), DeviceFactory(id=292)
-
+    # when its number is added as it sends it
     response = client.post("/api/subscriber/dnadd/?SubscriberId=7334&DN=2001&description="
                            "&fromdate=2023-06-02&pbxid=292", **bearer)
-
+    # then 7334 holds 2001 on 292 from 2 June 2023 on
     assert response.status_code == 200
     number = PhoneNumber.objects.get()
     assert response.json() == {"id": number.pk, "subscriberid": 7334, "pbxid": 292, "dn": "2001"}
@@ -91,15 +96,16 @@ def test_seed_example_adds_number_2001_on_pbx_292(client, bearer):
 
 
 def test_a_number_given_to_someone_later_ends_the_day_before(client, bearer):
+    # given 2001 held by others until 31 May and again from 1 September
     subscriber, device = SubscriberFactory(), DeviceFactory()
     PhoneNumberFactory(device=device, dn="2001", valid_from=date(2023, 1, 1),
                        valid_to=date(2023, 5, 31))
     PhoneNumberFactory(device=device, dn="2001", valid_from=date(2023, 9, 1))
-
+    # when it is given to a subscriber from 2 June
     response = client.post("/api/subscriber/dnadd", {"subscriberid": subscriber.pk, "dn": "2001",
                                                      "fromdate": "2023-06-02", "pbxid": device.pk},
                            content_type="application/json", **bearer)
-
+    # then the holding ends on 31 August, the day before the next one
     assert response.status_code == 200
     assert PhoneNumber.objects.get(pk=response.json()["id"]).valid_to == date(2023, 8, 31)
 
@@ -118,26 +124,29 @@ def test_a_number_given_to_someone_later_ends_the_day_before(client, bearer):
      "number 3001 of {device} is held by subscriber {holder} on 2023-06-02"),
 ])
 def test_number_add_errors(client, bearer, query, status, message):
+    # given a subscriber, a PBX, and 3001 on it held by someone else
     subscriber, device = SubscriberFactory(), DeviceFactory()
     held = PhoneNumberFactory(device=device, dn="3001", valid_from=date(2023, 1, 1))
     values = {"sub": subscriber.pk, "pbx": device.pk, "device": device.name,
               "holder": held.subscriber_id}
-
+    # when a number is added with a parameter missing or wrong, or one that is held
     response = client.post("/api/subscriber/dnadd?" + query.format(**values), **bearer)
-
+    # then the status and the message say which and why, and no number is added
     assert response.status_code == status
     assert response.json() == {"message": message.format(**values)}
     assert PhoneNumber.objects.count() == 1
 
 
 def test_discovery_lists_the_ids_subscriber_create_and_dnadd_take(client, bearer):
+    # given a department, a rate plan and a PBX
     group = SubscriberGroupFactory(name="Sales")
     plan = TariffPlanFactory(name="Базовый")
     device = DeviceFactory(name="PBX-Kyiv")
-
+    # when the departments, rate plans and PBXs are listed
     departments = client.get("/api/departments", **bearer).json()
     plans = client.get("/api/rateplans/", **bearer).json()
     pbxs = client.get("/api/pbxs", **bearer).json()
+    # then each is there with its id and what tells it apart
 
     assert {"id": group.pk, "name": "Sales", "parentid": None, "nodeid": group.node_id,
             "node": group.node.name} in departments
@@ -147,9 +156,10 @@ def test_discovery_lists_the_ids_subscriber_create_and_dnadd_take(client, bearer
 
 
 def test_discovery_needs_a_valid_token_but_no_right(client, db):
-    from tests.api.conftest import bearer_of, make_user
-
+    # given a user without rights
     headers = bearer_of(make_user("reader", rights=[]))
+    # when it lists departments, rate plans and PBXs, and when someone without a valid
+    # token does; then the user is answered and the other is not
     for url in ("/api/departments", "/api/rateplans", "/api/pbxs"):
         assert client.get(url, **headers).status_code == 200
         assert client.get(url, HTTP_AUTHORIZATION="Bearer nonsense").status_code == 401

@@ -4,9 +4,8 @@ from datetime import datetime
 import pytest
 
 from billing.calls import CallBuilder
-from observers.parsers.base import CallRecord
 from tariffs.choices import Direction
-from tests.factories import DeviceFactory, PhoneNumberFactory, RouteFactory
+from tests.factories import DeviceFactory, PhoneNumberFactory, RouteFactory, call_record
 
 
 @pytest.fixture
@@ -18,10 +17,10 @@ def device(db):
     return device
 
 
-def record(caller, called, **extra):
-    return CallRecord(source_key="k", start=datetime(2024, 6, 17, 10), duration=30,
-                      direction=None, extension=caller, dialled=called, trunk="GW-OUT",
-                      origin_trunk="GW-IN", **extra)
+def record(caller, called):
+    """A CUCM-like record: the calling and the called number, no direction."""
+    return call_record("k", datetime(2024, 6, 17, 10), called, 30, extension=caller,
+                       direction=None, trunk="GW-OUT", origin_trunk="GW-IN")
 
 
 @pytest.mark.parametrize(("caller", "called", "direction", "extension", "dialled", "trunk"), [

@@ -3,14 +3,11 @@ from datetime import datetime
 
 from billing.calls import CallBuilder, calls_insert
 from billing.models import Call
-from observers.parsers.base import CallRecord
-from tariffs.choices import Direction
-from tests.factories import DeviceFactory
+from tests.factories import DeviceFactory, call_record
 
 
-def _record(key: str) -> CallRecord:
-    return CallRecord(source_key=key, start=datetime(2024, 6, 17, 10), duration=42,
-                      direction=Direction.OUTGOING, extension="101", dialled="90441234567")
+def _record(key: str):
+    return call_record(key, datetime(2024, 6, 17, 10), "90441234567", 42)
 
 
 def test_a_call_stored_by_a_concurrent_delivery_is_skipped_and_the_rest_inserted(db):

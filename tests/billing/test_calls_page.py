@@ -9,19 +9,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import Call
-from observers.pipeline import profile_ingest
 from tariffs.choices import CallType, Direction
 from tests.factories import (
     DeviceFactory,
-    ObserverProfileFactory,
     OperatorFactory,
-    PhoneNumberFactory,
     SubscriberFactory,
     SubscriberGroupFactory,
     TariffPlanFactory,
     priced_code,
 )
-from tests.observers.threecx_cdr import cdr_file, cdr_line
+from tests.observers.threecx_cdr import cdr_line
 
 CSV_HEADER = ("start,device,subscriber,extension,dialled,normalized,direction,call_type,"
               "duration,billable_seconds,operator,code,tariff,cost,currency")
@@ -47,7 +44,7 @@ def operator_client(client, django_user_model):
 
 
 class Calls:
-    """Five calls on two devices.
+    """Five calls on the site's two devices (KyivPBX, LvivPBX); Olena Koval is in Support.
 
     c1 Kyiv PBX, Ivan (Sales), 2024-06-10 10:00 UTC, local, 1.00 UAH
     c2 Kyiv PBX, Olena (Support), 2024-06-12 10:00, international to London, 12.50 UAH
@@ -56,16 +53,13 @@ class Calls:
     c5 Lviv PBX, Ivan, 2024-06-25 08:00, long distance, 3.00 UAH
     """
 
-    def __init__(self):
-        self.kyiv = DeviceFactory(name="KyivPBX")
-        self.lviv = DeviceFactory(name="LvivPBX", area_code="32")
-        self.operator = self.kyiv.default_operator
-        self.sales = SubscriberGroupFactory(name="Sales")
+    def __init__(self, site, lviv):
+        self.kyiv, self.lviv, self.operator = site.device, lviv, site.operator
+        self.sales, self.ivan, self.olena = site.sales, site.subscriber, site.colleague
         self.support = SubscriberGroupFactory(name="Support")
-        self.ivan = SubscriberFactory(full_name="Ivan Petrenko", group=self.sales)
-        self.olena = SubscriberFactory(full_name="Olena Koval", group=self.support)
-        self.tariff = priced_code(operator=self.operator, plan=self.kyiv.default_plan,
-                                  code="44", price="6.25", name="United Kingdom").tariff
+        self.olena.group = self.support
+        self.olena.save()
+        self.tariff = site.priced_code(code="44", price="6.25", name="United Kingdom").tariff
         op = {"operator": self.operator, "currency": "UAH"}
         self.c1 = make_call(device=self.kyiv, key="c1", start=datetime(2024, 6, 10, 10, tzinfo=UTC),
                             subscriber=self.ivan, dialled="92345678", normalized="380442345678",
@@ -88,8 +82,8 @@ class Calls:
 
 
 @pytest.fixture
-def calls(db):
-    return Calls()
+def calls(site, second_device):
+    return Calls(site, second_device)
 
 
 def listed(response):
@@ -264,14 +258,9 @@ def test_page_shows_cost_to_the_currency_minor_unit(operator_client, db):
     assert "150 JPY" in html
 
 
-def test_call_detail_explains_the_cost(operator_client, db):
-    # given a call rated by the pipeline: Kyiv 38044 at 0.50/min, 61 s
-    device = DeviceFactory()
-    priced_code(operator=device.default_operator, plan=device.default_plan, code="38044",
-                price="0.50", name="Kyiv")
-    PhoneNumberFactory(device=device, dn="101",
-                       subscriber=SubscriberFactory(full_name="Ivan Petrenko"))
-    profile_ingest(profile=ObserverProfileFactory(device=device), data=cdr_file(cdr_line()))
+def test_call_detail_explains_the_cost(operator_client, site):
+    # given a call of Ivan's rated by the pipeline: Kyiv 38044 at 0.50/min, 61 s
+    site.ingest(cdr_line())
     call = Call.objects.get()
     # when its page is opened
     response = operator_client.get(f"/calls/{call.pk}/")

@@ -11,33 +11,26 @@ from django.db import transaction
 
 from billing.models import Call
 from billing.rerating import RerateJob, RerateJobError, calls_rerate, rerate_job_step
-from observers.parsers.base import CallRecord
 from tariffs.choices import Direction
 from tariffs.models import TariffPrice
 from tariffs.services import operator_rates_changed
 from tariscope.celery import app as celery_app
 from tests.conftest import store_calls
-from tests.factories import (
-    DeviceFactory,
-    OperatorFactory,
-    PhoneNumberFactory,
-    RouteFactory,
-    SubscriberFactory,
-    priced_code,
-)
+from tests.factories import OperatorFactory, RouteFactory, call_record, priced_code
 
 JUNE = {"date_from": date(2024, 6, 1), "date_to": date(2024, 6, 30)}
 
-
-def record(key, start, dialled, duration, *, extension="101", direction=Direction.OUTGOING,
-           trunk=""):
-    return CallRecord(source_key=key, start=start, duration=duration, direction=direction,
-                      extension=extension, dialled=dialled, trunk=trunk)
+pytestmark = pytest.mark.usefixtures("calls")
 
 
-class Site:
-    """A Kyiv 3CX (access code 9) rated at Kyiv 38044 0.50/min and Ukraine 380 1.00/min
-    (60/60, UAH), with these calls (local times, Europe/Kyiv):
+def costs_by_key():
+    """The cost of each stored call, by its source key."""
+    return dict(Call.objects.values_list("source_key", "cost"))
+
+
+@pytest.fixture
+def calls(site, second_device):
+    """The site's calls (local times, Europe/Kyiv), from its subscriber's 101:
 
     kyiv61   2024-06-10 10:00  61 s to Kyiv        120 s * 0.50 = 1.00
     kyiv30   2024-06-11 10:00  30 s to Kyiv         60 s * 0.50 = 0.50
@@ -45,43 +38,19 @@ class Site:
     internal 2024-06-13 10:00  101 -> 102          not rated
     london   2024-06-14 10:00  45 s to 0044...     no code: not priced
     may      2024-05-31 10:00  60 s to Kyiv        (outside June) 0.50
-    other    2024-06-10 10:00  60 s to Kyiv        (another device, same carrier) 0.50
+    other    2024-06-10 10:00  60 s to Kyiv        (the second device, same carrier) 0.50
     """
-
-    def __init__(self):
-        self.device = DeviceFactory()
-        self.operator = self.device.default_operator
-        self.plan = self.device.default_plan
-        self.kyiv = priced_code(operator=self.operator, plan=self.plan, code="38044",
-                                price="0.50", name="Kyiv")
-        self.ukraine = priced_code(operator=self.operator, plan=self.plan, code="380",
-                                   price="1.00", name="Ukraine")
-        PhoneNumberFactory(subscriber=SubscriberFactory(), device=self.device, dn="101")
-        store_calls(device=self.device, records=[
-            record("kyiv61", datetime(2024, 6, 10, 10), "90441234567", 61),
-            record("kyiv30", datetime(2024, 6, 11, 10), "90441234567", 30),
-            record("mobile", datetime(2024, 6, 12, 10), "90501234567", 90),
-            record("internal", datetime(2024, 6, 13, 10), "102", 20,
-                   direction=Direction.INTERNAL),
-            record("london", datetime(2024, 6, 14, 10), "900442071234567", 45),
-            record("may", datetime(2024, 5, 31, 10), "90441234567", 60),
-        ])
-        self.other = DeviceFactory(default_operator=self.operator, default_plan=self.plan)
-        store_calls(device=self.other, records=[
-            record("other", datetime(2024, 6, 10, 10), "90441234567", 60)])
-
-    def set_price(self, phone_code, price):
-        TariffPrice.objects.filter(tariff=phone_code.tariff, plan=self.plan).update(
-            price_per_minute=Decimal(price))
-        operator_rates_changed(operator_ids=[self.operator.pk])
-
-    def costs(self):
-        return dict(Call.objects.values_list("source_key", "cost"))
-
-
-@pytest.fixture
-def site(db):
-    return Site()
+    store_calls(device=site.device, records=[
+        call_record("kyiv61", datetime(2024, 6, 10, 10), "90441234567", 61),
+        call_record("kyiv30", datetime(2024, 6, 11, 10), "90441234567", 30),
+        call_record("mobile", datetime(2024, 6, 12, 10), "90501234567", 90),
+        call_record("internal", datetime(2024, 6, 13, 10), "102", 20,
+                    direction=Direction.INTERNAL),
+        call_record("london", datetime(2024, 6, 14, 10), "900442071234567", 45),
+        call_record("may", datetime(2024, 5, 31, 10), "90441234567", 60),
+    ])
+    store_calls(device=second_device, records=[
+        call_record("other", datetime(2024, 6, 10, 10), "90441234567", 60)])
 
 
 def test_rerating_after_a_price_change_corrects_the_period_and_reports_the_difference(site):
@@ -90,7 +59,7 @@ def test_rerating_after_a_price_change_corrects_the_period_and_reports_the_diffe
     # when June of the device is rated again
     result = calls_rerate(**JUNE, device=site.device)
     # then both Kyiv calls cost more, everything else of June is as it was
-    costs = site.costs()
+    costs = costs_by_key()
     assert costs["kyiv61"] == Decimal("1.60")  # 120 s * 0.80 / 60
     assert costs["kyiv30"] == Decimal("0.80")  # 60 s * 0.80 / 60
     assert costs["mobile"] == Decimal("2.00")
@@ -108,7 +77,7 @@ def test_calls_outside_the_period_and_of_other_devices_are_untouched(site):
     # when June of the first device is rated again
     calls_rerate(**JUNE, device=site.device)
     # then May's call and the other device's June call keep 60 s * 0.50 / 60 = 0.50
-    costs = site.costs()
+    costs = costs_by_key()
     assert (costs["may"], costs["other"]) == (Decimal("0.50"), Decimal("0.50"))
 
 
@@ -118,7 +87,7 @@ def test_without_a_device_every_device_of_the_period_is_rated_again(site):
     # when June is rated again for all devices
     result = calls_rerate(**JUNE)
     # then the other device's call changes too: 60 s * 0.80 / 60 = 0.80 (+0.30)
-    assert site.costs()["other"] == Decimal("0.80")
+    assert costs_by_key()["other"] == Decimal("0.80")
     # 0.60 + 0.30 + 0.30 = 1.20 over 6 June calls
     assert (result.examined, result.changed, result.difference) == (6, 3,
                                                                     {"UAH": Decimal("1.20")})
@@ -127,16 +96,16 @@ def test_without_a_device_every_device_of_the_period_is_rated_again(site):
 def test_period_days_are_whole_days_in_the_server_time_zone(site, settings):
     # given a Kyiv call at 00:30 on 1 June, which is still 31 May (21:30) in UTC
     store_calls(device=site.device, records=[
-        record("midnight", datetime(2024, 6, 1, 0, 30), "90441234567", 60)])
+        call_record("midnight", datetime(2024, 6, 1, 0, 30), "90441234567", 60)])
     site.set_price(site.kyiv, "0.80")
     # when the server's zone is UTC, June does not include it
     settings.TIME_ZONE = "UTC"
     calls_rerate(**JUNE, device=site.device)
-    assert site.costs()["midnight"] == Decimal("0.50")
+    assert costs_by_key()["midnight"] == Decimal("0.50")
     # when the server's zone is Kyiv, it does
     settings.TIME_ZONE = "Europe/Kyiv"
     calls_rerate(**JUNE, device=site.device)
-    assert site.costs()["midnight"] == Decimal("0.80")
+    assert costs_by_key()["midnight"] == Decimal("0.80")
 
 
 def test_rerating_twice_changes_nothing_the_second_time(site):
@@ -156,14 +125,14 @@ def test_a_removed_price_unprices_calls_and_a_new_code_prices_them(site):
     # given the Ukraine tariff's price removed and a London code 44 at 5.00/min added
     TariffPrice.objects.filter(tariff=site.ukraine.tariff).delete()
     operator_rates_changed(operator_ids=[site.operator.pk])
-    priced_code(operator=site.operator, plan=site.plan, code="44", price="5.00", name="UK")
+    site.priced_code(code="44", price="5.00", name="UK")
     # when June is rated again
     result = calls_rerate(**JUNE, device=site.device)
     # then the mobile call has no cost any more, the London call has one: 60 s * 5.00 / 60
     mobile = Call.objects.get(source_key="mobile")
     assert (mobile.cost, mobile.tariff, mobile.billable_seconds) == (None, None, 0)
     assert mobile.rating_note.startswith("no code of")
-    assert site.costs()["london"] == Decimal("5.00")
+    assert costs_by_key()["london"] == Decimal("5.00")
     # and both are counted; the difference is 5.00 - 2.00 = +3.00
     assert (result.changed, result.newly_priced, result.unpriced) == (2, 1, 1)
     assert result.as_dict()["difference"] == {"UAH": "3.00"}
@@ -176,7 +145,7 @@ def test_operator_filter_takes_the_calls_rated_at_that_operator(site):
     RouteFactory(device=site.device, name="10020", operator=carrier)
     datagroup = priced_code(operator=carrier, plan=site.plan, code="380", price="0.10")
     store_calls(device=site.device, records=[
-        record("routed", datetime(2024, 6, 15, 10), "90441234567", 60, trunk="10020")])
+        call_record("routed", datetime(2024, 6, 15, 10), "90441234567", 60, trunk="10020")])
     site.set_price(site.kyiv, "0.80")
     TariffPrice.objects.filter(tariff=datagroup.tariff).update(price_per_minute=Decimal("0.20"))
     operator_rates_changed(operator_ids=[carrier.pk])
@@ -185,8 +154,8 @@ def test_operator_filter_takes_the_calls_rated_at_that_operator(site):
     # then only its call changes: 60 s * 0.20 / 60 = 0.20 (+0.10)
     assert (result.examined, result.changed) == (1, 1)
     assert result.difference == {"UAH": Decimal("0.10")}
-    assert site.costs()["routed"] == Decimal("0.20")
-    assert site.costs()["kyiv61"] == Decimal("1.00")
+    assert costs_by_key()["routed"] == Decimal("0.20")
+    assert costs_by_key()["kyiv61"] == Decimal("1.00")
 
 
 def test_ids_take_exactly_those_calls_in_batches_skipping_deleted_ones(site):
@@ -202,7 +171,7 @@ def test_ids_take_exactly_those_calls_in_batches_skipping_deleted_ones(site):
     assert (result.done, result.examined, result.changed) == (True, 2, 2)
     assert result.as_dict()["difference"] == {"UAH": "0.60"}
     assert RerateJob.load(result.job).batches == 3
-    assert site.costs()["kyiv61"] == Decimal("1.00")
+    assert costs_by_key()["kyiv61"] == Decimal("1.00")
 
 
 def _run(**kwargs):
@@ -216,7 +185,7 @@ def _run(**kwargs):
 def test_a_resumed_job_ends_with_the_totals_of_an_uninterrupted_run(site):
     # given more June calls, so that batches of 2 take several steps, and a price change
     store_calls(device=site.device, records=[
-        record(f"extra{i}", datetime(2024, 6, 20, 10, i), "90441234567", 61 + i)
+        call_record(f"extra{i}", datetime(2024, 6, 20, 10, i), "90441234567", 61 + i)
         for i in range(5)])
     site.set_price(site.kyiv, "0.80")
     site.set_price(site.ukraine, "1.20")
@@ -286,7 +255,7 @@ def test_a_batch_that_rolled_back_is_done_again_on_resume(site, monkeypatch):
     resumed = calls_rerate(job=job)
     # then the rolled-back batch is rated again and the totals match
     assert resumed.as_dict() == {**expected, "job": job.id}
-    assert site.costs()["kyiv30"] == Decimal("0.80")
+    assert costs_by_key()["kyiv30"] == Decimal("0.80")
 
 
 def test_job_file_holds_parameters_and_progress(site, settings):
@@ -315,7 +284,8 @@ def test_query_count_per_batch_does_not_grow_with_the_batch_size(site,
                                                                  django_assert_max_num_queries):
     # given 40 more June calls, all of them changed by a price change
     store_calls(device=site.device, records=[
-        record(f"bulk{i}", datetime(2024, 6, 21, 10, i), "90441234567", 60) for i in range(40)])
+        call_record(f"bulk{i}", datetime(2024, 6, 21, 10, i), "90441234567", 60)
+        for i in range(40)])
     site.set_price(site.kyiv, "0.80")
     for batch_size in (5, 45):
         with transaction.atomic():
@@ -410,9 +380,9 @@ def test_task_runs_a_job_to_the_end_batch_by_batch(site, eager):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_action_rates_exactly_the_selected_calls_again(admin_client, eager, plain_http):
+def test_admin_action_rates_exactly_the_selected_calls_again(site, admin_client, eager,
+                                                             plain_http):
     # given the Kyiv price raised to 0.80, and two calls selected in the Call admin
-    site = Site()
     site.set_price(site.kyiv, "0.80")
     selected = list(Call.objects.filter(source_key__in=["kyiv61", "mobile"]).values_list(
         "pk", flat=True))
@@ -420,7 +390,7 @@ def test_admin_action_rates_exactly_the_selected_calls_again(admin_client, eager
     response = admin_client.post("/admin/billing/call/", {
         "action": "rerate_selected", "_selected_action": selected}, follow=True)
     # then only the selected Kyiv call changed (1.00 -> 1.60), and the counts are shown
-    costs = site.costs()
+    costs = costs_by_key()
     assert (costs["kyiv61"], costs["kyiv30"], costs["mobile"]) == (
         Decimal("1.60"), Decimal("0.50"), Decimal("2.00"))
     [message] = [str(m) for m in response.context["messages"]]
@@ -439,10 +409,10 @@ def test_admin_action_starts_the_task_when_the_transaction_commits(
         response = admin_client.post("/admin/billing/call/", {
             "action": "rerate_selected", "_selected_action": [kyiv30.pk]}, follow=True)
     # then nothing is rated yet and the job is reported as running in the background
-    assert site.costs()["kyiv30"] == Decimal("0.50")
+    assert costs_by_key()["kyiv30"] == Decimal("0.50")
     [message] = [str(m) for m in response.context["messages"]]
     assert message.startswith("Re-rating 1 selected calls in the background (job ")
     # and once the transaction commits, the task rates it: 60 s * 0.80 / 60
     [start_task] = callbacks
     start_task()
-    assert site.costs()["kyiv30"] == Decimal("0.80")
+    assert costs_by_key()["kyiv30"] == Decimal("0.80")

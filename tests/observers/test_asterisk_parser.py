@@ -9,6 +9,11 @@ from hypothesis import strategies as st
 from observers.parsers.asterisk import FIELDS, NEW_COLUMNS, parse, peer
 from observers.parsers.base import CallRecord, Reject
 from tests.conftest import TESTDATA, shared_testdata
+from tests.observers.parsing import (
+    assert_records_or_rejects_in_line_order,
+    field_text,
+    records_and_rejects,
+)
 
 # Extension 101 dials 9 044 123 45 67 out through the PJSIP trunk "kyivstar".
 CALL = {
@@ -52,9 +57,7 @@ def cdr_file(*lines: str, newline: str = "\n", final_newline: bool = True) -> by
 
 
 def parsed(data: bytes, options=None):
-    items = list(parse(data, options))
-    return ([i for i in items if isinstance(i, CallRecord)],
-            [i for i in items if isinstance(i, Reject)])
+    return records_and_rejects(parse(data, options))
 
 
 # --- real samples ----------------------------------------------------------------------
@@ -315,13 +318,7 @@ def test_parser_never_raises_on_arbitrary_bytes(data, options):
     # given any bytes at all; when parsed
     items = list(parse(data, options))
     # then every item is a record or a reject, at most one per line, in line order
-    assert all(isinstance(i, CallRecord | Reject) for i in items)
-    assert len(items) <= data.count(b"\n") + 1
-    numbers = [i.line_number for i in items if isinstance(i, Reject)]
-    assert numbers == sorted(set(numbers))
-
-
-field_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+    assert_records_or_rejects_in_line_order(items, data)
 
 
 @settings(max_examples=300, deadline=None)

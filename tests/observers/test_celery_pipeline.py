@@ -7,7 +7,6 @@ from django.conf import settings as django_settings
 from billing.models import Call
 from observers.delivery import profile_deliver
 from tests.conftest import needs, wait_for
-from tests.factories import ObserverProfileFactory, priced_code
 
 LINE = (
     "Call 9001,abc_1,00:01:05,2024/06/17 10:00:00,2024/06/17 10:00:05,2024/06/17 10:01:10,"
@@ -22,13 +21,16 @@ def redis_worker(pipeline_worker):
           "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
 
 
+@pytest.fixture
+def profile(site):
+    """The site's 3CX profile, its carrier pricing Ukrainian mobiles 38050 at 1.20/min."""
+    site.priced_code(code="38050", price="1.20", call_type=6)
+    return site.profile
+
+
 @pytest.mark.django_db(transaction=True)
-def test_delivery_is_processed_by_a_worker_through_the_broker(redis_worker):
+def test_delivery_is_processed_by_a_worker_through_the_broker(redis_worker, profile):
     # given a 3CX profile whose operator prices Ukrainian mobiles at 1.20/min
-    profile = ObserverProfileFactory()
-    device = profile.device
-    priced_code(operator=device.default_operator, plan=device.default_plan, code="38050",
-                price="1.20", call_type=6)
     # when the collector delivers a CDR line (archive, then enqueue on Redis)
     result = profile_deliver(profile=profile, data=LINE.encode(), source_name="cdr.log")
     # then a worker stores the rated call: 65 s billed as 120 s at 1.20/min = 2.40
@@ -42,14 +44,10 @@ def test_delivery_is_processed_by_a_worker_through_the_broker(redis_worker):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_large_delivery_goes_to_the_workers_as_pieces(redis_worker, settings):
+def test_a_large_delivery_goes_to_the_workers_as_pieces(redis_worker, profile, settings):
     # given pieces of about 1 kB (a line is some 230 bytes) and 40 outgoing calls, the 23rd line
     # of which is broken
     settings.TARISCOPE_TASK_BYTES = 1000
-    profile = ObserverProfileFactory()
-    device = profile.device
-    priced_code(operator=device.default_operator, plan=device.default_plan, code="38050",
-                price="1.20", call_type=6)
     lines = [LINE.replace("Call 9001,abc_1", f"Call {n},abc_{n}") for n in range(40)]
     lines[22] = "Call 22,abc_22,not a 3CX line\n"
     data = "".join(lines).encode()
@@ -70,15 +68,12 @@ def test_a_large_delivery_goes_to_the_workers_as_pieces(redis_worker, settings):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_piece_whose_database_connection_is_cut_is_tried_again(postgres, redis_worker):
+def test_a_piece_whose_database_connection_is_cut_is_tried_again(postgres, redis_worker,
+                                                                   profile):
     # given the call table locked by another session, so that the worker's insert waits
     import psycopg2
     from django.db import connection
 
-    profile = ObserverProfileFactory()
-    device = profile.device
-    priced_code(operator=device.default_operator, plan=device.default_plan, code="38050",
-                price="1.20", call_type=6)
     params = connection.get_connection_params()
     locker = psycopg2.connect(**params)
     try:

@@ -8,6 +8,11 @@ from hypothesis import strategies as st
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.cucm import HEADERLESS_MIN_FIELDS, STANDARD_FIELDS, parse
 from tests.conftest import TESTDATA
+from tests.observers.parsing import (
+    assert_records_or_rejects_in_line_order,
+    field_text,
+    records_and_rejects,
+)
 
 # A plausible answered call: extension 1001 dials 0441234567 out through gateway GW-KYIV.
 CALL = {
@@ -46,8 +51,7 @@ def cdr_file(*rows: str, header: bool = True, newline: str = "\n", final_newline
 def parsed(data: bytes, options=None):
     items = list(parse(data, options))
     assert all(isinstance(i, CallRecord | Reject) for i in items)
-    return ([i for i in items if isinstance(i, CallRecord)],
-            [i for i in items if isinstance(i, Reject)])
+    return records_and_rejects(items)
 
 
 # --- the real sample -------------------------------------------------------------------
@@ -317,13 +321,7 @@ def test_parser_never_raises_on_arbitrary_bytes(data):
     # given any bytes at all; when parsed
     items = list(parse(data))
     # then every item is a record or a reject, at most one per line, in line order
-    assert all(isinstance(i, CallRecord | Reject) for i in items)
-    assert len(items) <= data.count(b"\n") + 1
-    numbers = [i.line_number for i in items if isinstance(i, Reject)]
-    assert numbers == sorted(set(numbers))
-
-
-field_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+    assert_records_or_rejects_in_line_order(items, data)
 
 
 @settings(max_examples=200, deadline=None)

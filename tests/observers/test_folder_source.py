@@ -5,19 +5,7 @@ import time
 import pytest
 
 from observers.sources.folder import FolderWatcher
-
-
-class Deliveries:
-    """Records what the watcher delivers; fails while `failing` is set."""
-
-    def __init__(self):
-        self.received: list[tuple[bytes, str]] = []
-        self.failing = False
-
-    def __call__(self, data: bytes, name: str):
-        if self.failing:
-            raise RuntimeError("database unavailable")
-        self.received.append((data, name))
+from tests.observers.helpers import Deliveries
 
 
 @pytest.fixture

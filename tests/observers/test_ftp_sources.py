@@ -11,7 +11,6 @@ import socket
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 from pyftpdlib.authorizers import DummyAuthorizer
@@ -20,7 +19,8 @@ from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from observers.sources.ftp import FtpClientSource, FtpServerSource
-from tests.conftest import needs
+from tests.conftest import free_port, needs, wait_for
+from tests.observers.helpers import Deliveries, Events, running, serving
 
 CUCM_CDR = (
     b'"cdrRecordType","globalCallID_callManagerId","globalCallID_callId",'
@@ -34,64 +34,6 @@ CUCM_NAME = "cdr_StandAloneCluster_01_202401151030_1001"
 USER, PASSWORD = "cucm", "s3cret"
 
 
-class Deliveries:
-    """A `deliver` that records what it got; raises while `failures` is above zero."""
-
-    def __init__(self, failures: int = 0):
-        self.received: list[tuple[bytes, str]] = []
-        self.failures = failures
-        self.lock = threading.Lock()
-
-    def __call__(self, data: bytes, name: str):
-        with self.lock:
-            if self.failures:
-                self.failures -= 1
-                raise RuntimeError("database unavailable")
-            self.received.append((data, name))
-
-    @property
-    def names(self):
-        with self.lock:
-            return [name for _, name in self.received]
-
-
-class Events:
-    def __init__(self):
-        self.events: list[str] = []
-
-    def __call__(self, event, **params):
-        self.events.append(event)
-
-
-def eventually(check, timeout=2.0):
-    """Wait until `check()` is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout:.1f} s")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running(source):
-    """Run `source` in a thread until the block ends; it must stop promptly."""
-    stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield source
-    finally:
-        stop.set()
-        thread.join(2)
-        assert not thread.is_alive(), "the source did not stop within 2 s"
-
-
 # --- our FTP server --------------------------------------------------------------------------
 
 
@@ -102,13 +44,6 @@ def server_source(tmp_path, name="cucm", deliver=None, notify=None, **settings):
     return FtpServerSource(name=name, settings=config, deliver=deliver or Deliveries(),
                            log=logging.getLogger(f"test.observer.{name}"),
                            notify=notify or Events())
-
-
-@contextmanager
-def serving(source):
-    with running(source):
-        assert source.ready.wait(2), "the FTP server did not start"
-        yield source
 
 
 def connect(source) -> ftplib.FTP:
@@ -140,7 +75,7 @@ def test_upload_is_delivered_once_when_complete_and_moved_to_done(tmp_path):
         ftp = login(source)
         upload(ftp, CUCM_NAME, CUCM_CDR)
         # then it is delivered once, with its name, and kept in done/
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         ftp.quit()
         time.sleep(0.3)  # a few sweeps pass
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
@@ -158,7 +93,7 @@ def test_lftp_upload_is_delivered_once(tmp_path):
         # when lftp uploads it
         lftp_put(source, local, "set ftp:ssl-allow no")
         # then it is delivered once and moved to done/
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
     assert files_in(source.home) == [f"done/{CUCM_NAME}"]
 
@@ -181,7 +116,7 @@ def test_connect_and_disconnect_of_each_session_are_notified(tmp_path):
         # when a PBX logs in and out
         login(source).quit()
         # then the session was announced and its end too
-        eventually(lambda: events.events == ["connected", "disconnected"])
+        wait_for(lambda: events.names == ["connected", "disconnected"], timeout=2)
 
 
 def test_wrong_password_is_refused_and_logged(tmp_path, caplog):
@@ -227,7 +162,7 @@ def test_upload_cannot_leave_the_home(tmp_path):
         with pytest.raises(ftplib.error_perm, match="550"):
             upload(ftp, "/escape/evil.csv", b"x")
         upload(ftp, "../../up.csv", b"up")
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         ftp.quit()
     # then nothing lands outside: "../../up.csv" is the home's own "up.csv"
     assert list(outside.iterdir()) == []
@@ -241,7 +176,7 @@ def test_user_can_neither_download_nor_touch_delivered_files(tmp_path):
     with serving(source):
         ftp = login(source)
         upload(ftp, CUCM_NAME, CUCM_CDR)
-        eventually(lambda: (source.home / "done" / CUCM_NAME).exists())
+        wait_for(lambda: (source.home / "done" / CUCM_NAME).exists(), timeout=2)
         # when the user tries to read, list, delete or replace it
         attempts = [
             lambda: ftp.retrbinary(f"RETR done/{CUCM_NAME}", lambda _: None),
@@ -286,7 +221,7 @@ def test_failed_delivery_keeps_the_file_and_the_sweep_delivers_it_once(tmp_path)
         upload(ftp, CUCM_NAME, CUCM_CDR)
         ftp.quit()
         # then it is delivered by a later sweep
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         time.sleep(0.3)
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
     assert files_in(source.home) == [f"done/{CUCM_NAME}"]
@@ -303,7 +238,7 @@ def test_files_left_while_down_are_delivered_oldest_first(tmp_path):
         os.utime(source.home / name, (then, then))
     # when the server starts
     with serving(source):
-        eventually(lambda: len(deliver.received) == 2)
+        wait_for(lambda: len(deliver.received) == 2, timeout=2)
     # then both are delivered, oldest first
     assert deliver.names == ["b_old.csv", "a_new.csv"]
 
@@ -334,8 +269,8 @@ def test_oversize_upload_is_refused_and_deleted(tmp_path, caplog):
         # when a 256 KiB file is uploaded
         with pytest.raises((ftplib.error_perm, ftplib.error_temp, OSError)):
             upload(ftp, "big.csv", b"x" * 256 * 1024)
-        eventually(lambda: any("over the 1024-byte limit" in r.getMessage()
-                               for r in caplog.records))
+        wait_for(lambda: any("over the 1024-byte limit" in r.getMessage()
+                             for r in caplog.records), timeout=2)
         ftp.close()
     # then it was cut off, nothing delivered, no trace left
     assert deliver.received == []
@@ -353,7 +288,7 @@ def test_incomplete_upload_is_deleted_and_logged(tmp_path, caplog):
         data.sendall(CUCM_CDR[:40])
         # when its control connection drops before the data is finished
         ftp.close()
-        eventually(lambda: any("incomplete" in r.getMessage() for r in caplog.records))
+        wait_for(lambda: any("incomplete" in r.getMessage() for r in caplog.records), timeout=2)
         data.close()
     # then the partial file is gone and nothing was delivered
     assert deliver.received == []
@@ -386,7 +321,7 @@ def test_two_profiles_do_not_see_each_others_files(tmp_path):
         # when a file is uploaded to the first
         ftp = login(first)
         upload(ftp, CUCM_NAME, CUCM_CDR)
-        eventually(lambda: first_deliver.received)
+        wait_for(lambda: first_deliver.received, timeout=2)
         ftp.quit()
         # then the second neither lists it nor lets the first profile's user in
         other = login(second, user="other")
@@ -406,7 +341,7 @@ def test_server_retries_when_the_port_is_taken_and_stops_promptly(tmp_path, capl
         source = server_source(tmp_path, port=taken.getsockname()[1])
         # when the server starts there, then it logs the failure and keeps trying
         with caplog.at_level(logging.ERROR, logger="test.observer.cucm"), running(source):
-            eventually(lambda: any("failed" in r.getMessage() for r in caplog.records))
+            wait_for(lambda: any("failed" in r.getMessage() for r in caplog.records), timeout=2)
             assert not source.ready.is_set()
 
 
@@ -479,7 +414,7 @@ def test_client_delivers_each_file_once_and_deletes_it(tmp_path, pbx):
     source = client_source(tmp_path, server, deliver=deliver)
     # when the client polls for a while
     with running(source):
-        eventually(lambda: len(deliver.received) == 2)
+        wait_for(lambda: len(deliver.received) == 2, timeout=2)
         time.sleep(0.3)
     # then each was delivered once and deleted on the server
     assert sorted(deliver.received) == sorted([(CUCM_CDR, CUCM_NAME), (b"2,2\n", "second.cdr")])
@@ -552,13 +487,13 @@ def test_client_survives_the_server_going_away_and_coming_back(tmp_path, pbx):
         assert source.ready.wait(2)
         # when the server stops, and comes back with a new file on the same port
         server.stop()
-        eventually(lambda: "disconnected" in events.events)
+        wait_for(lambda: "disconnected" in events.names, timeout=2)
         (server.root / CUCM_NAME).write_bytes(CUCM_CDR)
         server.start()
         # then the client reconnects and delivers it
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
-    assert events.events[:3] == ["connected", "disconnected", "connected"]
+    assert events.names[:3] == ["connected", "disconnected", "connected"]
 
 
 class DropsFirstDownload(FTPHandler):
@@ -597,7 +532,7 @@ def test_client_does_not_deliver_a_broken_download_and_retries(tmp_path, pbx, ca
     logging.getLogger("pyftpdlib").disabled = True  # the server's traceback for the 426
     try:
         with running(source), caplog.at_level(logging.ERROR, logger="test.observer.pbx"):
-            eventually(lambda: deliver.received)
+            wait_for(lambda: deliver.received, timeout=2)
     finally:
         logging.getLogger("pyftpdlib").disabled = False
     # then only the whole file was delivered, once, after a logged failure
@@ -665,6 +600,6 @@ def test_client_logs_and_retries_when_the_server_is_down(tmp_path, caplog):
     source = client_source(tmp_path, Nowhere, notify=events)
     # when the client runs, then it logs the failure, stays unready, and stops promptly
     with caplog.at_level(logging.ERROR, logger="test.observer.pbx"), running(source):
-        eventually(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 2)
+        wait_for(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 2, timeout=2)
         assert not source.ready.is_set()
-    assert events.events == []
+    assert events.names == []

@@ -21,22 +21,18 @@ from pyftpdlib.handlers import TLS_FTPHandler
 
 from observers.sources.ftp import FtpClientSource, FtpServerSource
 from tariscope.siteconfig.checks import site_config_validate
-from tests.conftest import needs
+from tests.conftest import needs, wait_for
+from tests.observers.helpers import Deliveries, Events, running, serving
 from tests.observers.test_ftp_sources import (
     CUCM_CDR,
     CUCM_NAME,
     PASSWORD,
     USER,
-    Deliveries,
-    Events,
     PbxFtpServer,
     client_source,
-    eventually,
     files_in,
     lftp_put,
-    running,
     server_source,
-    serving,
 )
 from tests.tariscope.test_siteconfig import minimal
 
@@ -105,7 +101,7 @@ def test_ftps_upload_is_delivered_once_and_moved_to_done(tmp_path, cert):
         ftp = tls_login(source, cert)
         ftp.storbinary(f"STOR {CUCM_NAME}", io.BytesIO(CUCM_CDR))
         # then it is delivered once, with its name, and kept in done/
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         ftp.quit()
         time.sleep(0.3)  # a few sweeps pass
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
@@ -150,7 +146,7 @@ def test_plain_ftp_is_still_accepted_when_tls_is_optional(tmp_path, cert):
         ftp.login(USER, PASSWORD)
         ftp.storbinary(f"STOR {CUCM_NAME}", io.BytesIO(CUCM_CDR))
         # then it is delivered as over TLS
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         ftp.quit()
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
 
@@ -167,7 +163,7 @@ def test_lftp_ftps_upload_is_delivered_once(tmp_path, cert):
         lftp_put(source, local, "set ftp:ssl-force true; set ftp:ssl-protect-data true; "
                                 "set ssl:verify-certificate no")
         # then it is delivered once and moved to done/
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
     assert files_in(source.home) == [f"done/{CUCM_NAME}"]
 
@@ -181,8 +177,8 @@ def test_oversize_ftps_upload_is_refused_and_deleted(tmp_path, cert, caplog):
         # when a 256 KiB file is uploaded over TLS
         with pytest.raises((ftplib.error_perm, ftplib.error_temp, OSError)):
             ftp.storbinary("STOR big.csv", io.BytesIO(b"x" * 256 * 1024))
-        eventually(lambda: any("over the 1024-byte limit" in r.getMessage()
-                               for r in caplog.records))
+        wait_for(lambda: any("over the 1024-byte limit" in r.getMessage()
+                             for r in caplog.records), timeout=2)
         ftp.close()
     # then it was cut off, nothing delivered, no trace left
     assert deliver.received == []
@@ -199,7 +195,7 @@ def test_ftps_session_keeps_the_upload_rules(tmp_path, cert, caplog):
         with pytest.raises(ftplib.error_perm, match="550"):
             ftp.storbinary("STOR .hidden", io.BytesIO(b"x"))
         ftp.storbinary("STOR ../../escape.csv", io.BytesIO(b"1,2\n"))
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         with pytest.raises(ftplib.error_perm, match="550"):
             ftp.retrbinary("RETR done/escape.csv", lambda chunk: None)
         ftp.quit()
@@ -232,7 +228,7 @@ def test_connect_and_disconnect_of_an_ftps_session_are_notified(tmp_path, cert):
         # when a PBX logs in over TLS and out
         tls_login(source, cert).quit()
         # then the session was announced and its end too
-        eventually(lambda: events.events == ["connected", "disconnected"])
+        wait_for(lambda: events.names == ["connected", "disconnected"], timeout=2)
 
 
 def test_key_in_the_certificate_file_is_enough(tmp_path, cert):
@@ -245,7 +241,7 @@ def test_key_in_the_certificate_file_is_enough(tmp_path, cert):
     with serving(source):
         ftp = tls_login(source, cert)
         ftp.storbinary(f"STOR {CUCM_NAME}", io.BytesIO(CUCM_CDR))
-        eventually(lambda: deliver.received)
+        wait_for(lambda: deliver.received, timeout=2)
         ftp.quit()
     assert deliver.names == [CUCM_NAME]
 
@@ -298,8 +294,8 @@ def test_ftps_client_downloads_over_tls_and_deletes(tmp_path, cert, tls_pbx):
     source = client_source(tmp_path, tls_pbx, deliver=deliver, tls=True, cafile=str(cert.cert))
     # when the client polls (the server refuses listings and downloads without PROT P)
     with running(source):
-        eventually(lambda: deliver.received)
-        eventually(lambda: not any(tls_pbx.root.iterdir()))
+        wait_for(lambda: deliver.received, timeout=2)
+        wait_for(lambda: not any(tls_pbx.root.iterdir()), timeout=2)
     # then the file was delivered once and deleted on the server
     assert deliver.received == [(CUCM_CDR, CUCM_NAME)]
 
@@ -311,7 +307,7 @@ def test_ftps_client_refuses_an_untrusted_certificate(tmp_path, tls_pbx, caplog)
     source = client_source(tmp_path, tls_pbx, deliver=deliver, tls=True)
     # when the client polls
     with caplog.at_level(logging.ERROR, logger="test.observer.pbx"), running(source):
-        eventually(lambda: sum("not trusted" in r.getMessage() for r in caplog.records) >= 2)
+        wait_for(lambda: sum("not trusted" in r.getMessage() for r in caplog.records) >= 2, timeout=2)
         assert not source.ready.is_set()
     # then it said why, downloaded nothing and left the file on the server
     message = next(r.getMessage() for r in caplog.records if "not trusted" in r.getMessage())

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.generic import PRESETS, parse, resolve_options, validate_options
 from tariffs.choices import Direction
+from tests.observers.parsing import records_and_rejects
 
 HEADER_OPTIONS = {
     "layout": "delimited", "delimiter": ";", "header_lines": 1,
@@ -46,9 +47,7 @@ def fixed_line(date="17/06/24", time="10:03", ext="101", co="01", number="044123
 def parsed(data: bytes | str, options):
     if isinstance(data, str):
         data = data.encode("utf-8")
-    items = list(parse(data, options))
-    return ([i for i in items if isinstance(i, CallRecord)],
-            [i for i in items if isinstance(i, Reject)])
+    return records_and_rejects(parse(data, options))
 
 
 def lines(*texts: str) -> str:

@@ -33,33 +33,6 @@ from tests.observers.threecx_cdr import INCOMING, INTERNAL, cdr_file, cdr_line
 NOW = datetime(2024, 6, 17, 12, 0, tzinfo=UTC)
 
 
-class Site:
-    """A Kyiv 3CX (access code 9, extensions of three digits) with its profile and tariffs:
-    Kyiv 38044 at 0.50/min and the rest of Ukraine 380 at 1.00/min, both 60/60, in UAH."""
-
-    def __init__(self):
-        self.device = DeviceFactory()
-        self.operator = self.device.default_operator
-        self.plan = self.device.default_plan
-        self.kyiv = priced_code(operator=self.operator, plan=self.plan, code="38044",
-                                price="0.50", name="Kyiv")
-        self.ukraine = priced_code(operator=self.operator, plan=self.plan, code="380",
-                                   price="1.00", name="Ukraine")
-        self.profile = ObserverProfileFactory(device=self.device)
-        self.ivan = SubscriberFactory(full_name="Ivan Petrenko")
-        self.olena = SubscriberFactory(full_name="Olena Koval")
-        PhoneNumberFactory(subscriber=self.ivan, device=self.device, dn="101")
-        PhoneNumberFactory(subscriber=self.olena, device=self.device, dn="102")
-
-    def ingest(self, *lines: str, name: str = "cdr.csv"):
-        return profile_ingest(profile=self.profile, data=cdr_file(*lines), source_name=name)
-
-
-@pytest.fixture
-def site(db):
-    return Site()
-
-
 def test_outgoing_call_is_stored_normalised_classified_and_rated(site):
     # given extension 101 (Ivan) dialling 9 044 123 45 67 for 61 s
     # when the line is ingested
@@ -67,7 +40,7 @@ def test_outgoing_call_is_stored_normalised_classified_and_rated(site):
     # then one call is stored with its subscriber, normalised number, type and cost
     assert summary.as_dict() == {"received": 1, "calls": 1, "duplicates": 0, "rejected": 0}
     call = Call.objects.get()
-    assert call.subscriber == site.ivan
+    assert call.subscriber == site.subscriber
     assert (call.extension, call.dialled, call.normalized) == ("101", "90441234567",
                                                                "380441234567")
     assert (call.direction, call.call_type) == (Direction.OUTGOING, CallType.LOCAL)
@@ -81,9 +54,9 @@ def test_outgoing_call_is_stored_normalised_classified_and_rated(site):
 
 def test_call_goes_to_whoever_held_the_number_on_the_call_date(site):
     # given number 105 held by Ivan until 2024-06-14 and by Olena from 2024-06-15
-    PhoneNumberFactory(subscriber=site.ivan, device=site.device, dn="105",
+    PhoneNumberFactory(subscriber=site.subscriber, device=site.device, dn="105",
                        valid_from=date(2024, 6, 1), valid_to=date(2024, 6, 14))
-    PhoneNumberFactory(subscriber=site.olena, device=site.device, dn="105",
+    PhoneNumberFactory(subscriber=site.colleague, device=site.device, dn="105",
                        valid_from=date(2024, 6, 15))
     # when calls from 105 just before and just after local midnight are ingested
     # (00:01 in Kyiv on the 15th is still the 14th in UTC)
@@ -133,16 +106,16 @@ def test_call_is_priced_in_the_subscriber_plan_else_the_device_plan(site):
     # given Ivan on the Business plan, where Kyiv costs 0.30/min; Olena has no plan
     business = TariffPlanFactory(name="Business")
     TariffPrice.objects.create(tariff=site.kyiv.tariff, plan=business, price_per_minute="0.30")
-    site.ivan.plan = business
-    site.ivan.save()
+    site.subscriber.plan = business
+    site.subscriber.save()
     # when each makes the same 61 s call to Kyiv
     site.ingest(
         cdr_line(historyid="Call 1", from_dn="101"),
         cdr_line(historyid="Call 2", from_dn="102"),
     )
     # then Ivan's is priced in Business, Olena's in the device's plan
-    ivan = Call.objects.get(subscriber=site.ivan)
-    olena = Call.objects.get(subscriber=site.olena)
+    ivan = Call.objects.get(subscriber=site.subscriber)
+    olena = Call.objects.get(subscriber=site.colleague)
     assert (ivan.plan, ivan.cost) == (business, Decimal("0.60"))  # 0.30 * 120 / 60
     assert (olena.plan, olena.cost) == (site.plan, Decimal("1.00"))  # 0.50 * 120 / 60
 
@@ -165,8 +138,7 @@ def test_start_is_stored_in_utc_from_the_device_local_time(site, local, utc):
 
 def test_mobile_code_gives_the_mobile_call_type(site):
     # given a mobile code 38050 at 2.00/min typed as mobile
-    priced_code(operator=site.operator, plan=site.plan, code="38050", price="2.00",
-                name="Mobile UA", call_type=CallType.MOBILE)
+    site.priced_code(code="38050", price="2.00", name="Mobile UA", call_type=CallType.MOBILE)
     # when 101 calls 050 123 45 67 for 61 s
     site.ingest(cdr_line(dial_no="90501234567"))
     # then the call is mobile and priced at the mobile code: 2.00 * 120 / 60 = 4.00
@@ -186,7 +158,7 @@ def test_mobile_code_gives_the_mobile_call_type(site):
 def test_service_number_and_same_looking_extension_are_told_apart(site, dialled, direction,
                                                                    call_type):
     # given extension 103 held by Olena, and 101 dialling `dialled` out through the line
-    PhoneNumberFactory(subscriber=site.olena, device=site.device, dn="103")
+    PhoneNumberFactory(subscriber=site.colleague, device=site.device, dn="103")
     # when ingested
     site.ingest(cdr_line(dial_no=dialled))
     # then it is a service call or an internal one (and no code of the carrier prices either)
@@ -214,13 +186,13 @@ def test_incoming_call_is_rated_only_at_incoming_tariffs(site):
     # then it is an incoming call of Olena with no cost, and the reason says why
     first = Call.objects.get()
     assert (first.direction, first.call_type, first.subscriber) == (
-        Direction.INCOMING, CallType.INCOMING, site.olena)
+        Direction.INCOMING, CallType.INCOMING, site.colleague)
     assert first.cost is None
     assert first.rating_note == (f"no code of {site.operator.name} valid on 2024-06-17 "
                                  "matches 380501234567")
     # and once an incoming tariff of 0.20/min exists, the next incoming call is priced
-    priced_code(operator=site.operator, plan=site.plan, code="380", price="0.20",
-                tariff_name="Incoming", direction=Direction.INCOMING)
+    site.priced_code(code="380", price="0.20", tariff_name="Incoming",
+                     direction=Direction.INCOMING)
     site.ingest(cdr_line(INCOMING, historyid="Call 2"))
     second = Call.objects.get(source_key__startswith="Call 2|")
     assert second.cost == Decimal("0.40")  # 120 s -> 0.20 * 120 / 60
@@ -228,8 +200,8 @@ def test_incoming_call_is_rated_only_at_incoming_tariffs(site):
 
 def test_incoming_call_from_a_short_caller_id_stays_incoming_and_priced(site):
     # given an incoming tariff for the carrier's short number 555 at 0.20/min
-    priced_code(operator=site.operator, plan=site.plan, code="555", price="0.20",
-                tariff_name="Incoming short", direction=Direction.INCOMING)
+    site.priced_code(code="555", price="0.20", tariff_name="Incoming short",
+                     direction=Direction.INCOMING)
     # when 555 (three digits, like an extension) calls in on line 10000 and 102 answers
     site.ingest(cdr_line(INCOMING, from_no="555"))
     # then it is an incoming call, of the incoming type, priced: 0.20 * 120 / 60 = 0.40

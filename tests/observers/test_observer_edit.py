@@ -14,7 +14,7 @@ from tariscope.siteconfig.export import site_config_export
 from tariscope.siteconfig.schema import SiteConfigError
 from tests.conftest import wait_for
 from tests.factories import DeviceFactory, ObserverProfileFactory
-from tests.observers.test_observer_pages import supervising
+from tests.observers.helpers import supervising
 from tests.observers.threecx_cdr import cdr_file, cdr_line
 
 RADIUS_SETTINGS = {"secret": "radius-shared-s3cret", "port": 18130,

@@ -1,15 +1,12 @@
 """R2.5, R2.7: the observers page, start/stop, the log and the rejects list; the supervisor."""
-import contextlib
-import threading
-
 import pytest
 from django.contrib.auth.models import Permission, User
 
 from observers.models import ObserverProfile, ObserverState, RejectedRecord
 from observers.pipeline import profile_ingest
-from observers.supervisor import Supervisor
 from tests.conftest import wait_for
 from tests.factories import ObserverProfileFactory
+from tests.observers.helpers import supervising
 from tests.observers.threecx_cdr import cdr_file, cdr_line
 
 
@@ -98,19 +95,3 @@ def test_supervisor_follows_the_enabled_flag(tmp_path):
         ObserverProfile.objects.filter(pk=profile.pk).update(enabled=False)
         wait_for(lambda: ObserverProfile.objects.get(pk=profile.pk).state == ObserverState.OFFLINE)
         wait_for(lambda: "Sup1" not in supervisor.running)
-
-
-@contextlib.contextmanager
-def supervising():
-    """A Supervisor running in a thread (quick intervals) while the block runs; it must
-    stop when asked."""
-    supervisor = Supervisor(interval=0.1, check_every=0.1)
-    stop = threading.Event()
-    thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield supervisor
-    finally:
-        stop.set()
-        thread.join(10)
-    assert not thread.is_alive()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.radius import parse, parse_record
 from observers.sources.radius import radius_dictionary
+from tests.observers.parsing import records_and_rejects
 
 CONF_ID = "4F1C6E9A 8B5611D4 8020E09D 8B2F0F50"
 # A Cisco voice gateway's Stop of the outgoing (originate) leg: 1001 called 0441234567 and
@@ -95,9 +96,7 @@ def data(*records) -> bytes:
 
 
 def parsed(raw: bytes):
-    items = list(parse(raw))
-    return ([i for i in items if isinstance(i, CallRecord)],
-            [i for i in items if isinstance(i, Reject)])
+    return records_and_rejects(parse(raw))
 
 
 def test_cisco_originate_leg_is_the_call():

@@ -22,6 +22,7 @@ from observers.pipeline import profile_ingest
 from observers.sources.radius import RadiusSource, radius_dictionary
 from tests.conftest import needs
 from tests.factories import DeviceFactory, ObserverProfileFactory
+from tests.observers.helpers import Deliveries, Events, running, serving
 
 SECRET = "s3cret"
 DICTIONARIES = Path(radius_parser.__file__).resolve().parent.parent / "radius_dictionaries"
@@ -59,55 +60,9 @@ EXPECTED_CALL = CallRecord(
 )
 
 
-class Deliveries:
-    """A `deliver` that records what it got; raises while `failures` is above zero."""
-
-    def __init__(self, failures: int = 0):
-        self.received: list[tuple[bytes, str]] = []
-        self.failures = failures
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, data: bytes, name: str):
-        with self.lock:
-            self.calls += 1
-            if self.failures:
-                self.failures -= 1
-                raise RuntimeError("database unavailable")
-            self.received.append((data, name))
-
-    @property
-    def lines(self) -> list[dict]:
-        with self.lock:
-            return [json.loads(line) for data, _ in self.received for line in data.splitlines()]
-
-    @property
-    def data(self) -> bytes:
-        with self.lock:
-            return b"".join(data for data, _ in self.received)
-
-
-class Events:
-    def __init__(self):
-        self.events: list[tuple[str, dict]] = []
-
-    def __call__(self, event, **params):
-        self.events.append((event, params))
-
-
-@contextmanager
-def serving(source: RadiusSource):
-    """Run `source` in a thread while the block runs; it must stop promptly afterwards."""
-    stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        assert source.ready.wait(5), "the RADIUS source did not start listening"
-        yield source
-    finally:
-        stop.set()
-        thread.join(5)
-        assert not thread.is_alive(), "the RADIUS source did not stop"
+def json_lines(deliver: Deliveries) -> list[dict]:
+    """The lines delivered, each one accounting packet as a JSON object."""
+    return [json.loads(line) for line in deliver.lines()]
 
 
 def radius_source(deliver=None, notify=None, **settings) -> RadiusSource:
@@ -162,7 +117,7 @@ def is_response_to(reply: bytes, data: bytes, secret: str = SECRET) -> bool:
 def test_stop_is_delivered_as_one_json_line_and_answered_after_delivery():
     # given a source and a gateway
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway() as sock:
+    with serving(radius_source(deliver), within=5) as source, gateway() as sock:
         # when the gateway sends a Stop with Cisco VSAs
         data = request(ORIGINATE_LEG)
         reply = exchange(sock, source, data)
@@ -170,7 +125,7 @@ def test_stop_is_delivered_as_one_json_line_and_answered_after_delivery():
     assert reply is not None and is_response_to(reply, data)
     assert [name for _, name in deliver.received] == ["radius:127.0.0.1"]
     assert deliver.data.count(b"\n") == 1 and deliver.data.endswith(b"\n")
-    (line,) = deliver.lines
+    (line,) = json_lines(deliver)
     # with every attribute by its dictionary name, VSAs included, Cisco's strings as sent
     assert {key: line[key] for key in ORIGINATE_LEG} == ORIGINATE_LEG
     assert line["_peer"] == "127.0.0.1"
@@ -181,26 +136,26 @@ def test_stop_is_delivered_as_one_json_line_and_answered_after_delivery():
 @pytest.mark.parametrize("status", ["Start", "Interim-Update", "Accounting-On", "Accounting-Off"])
 def test_packets_other_than_stop_are_answered_and_not_delivered(status, caplog):
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway() as sock, \
+    with serving(radius_source(deliver), within=5) as source, gateway() as sock, \
             caplog.at_level(logging.DEBUG, logger=LOGGER):
         # when a gateway sends a packet that is not a Stop
         data = request({**ORIGINATE_LEG, "Acct-Status-Type": status})
         reply = exchange(sock, source, data)
     # then it is answered, and nothing is delivered (it is no call)
     assert reply is not None and is_response_to(reply, data)
-    assert deliver.calls == 0
+    assert len(deliver.attempts) == 0
     assert any(status in r.getMessage() for r in caplog.records)
 
 
 def test_packet_with_wrong_secret_is_dropped_counted_and_logged(caplog):
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway(timeout=0.5) as sock, \
+    with serving(radius_source(deliver), within=5) as source, gateway(timeout=0.5) as sock, \
             caplog.at_level(logging.WARNING, logger=LOGGER):
         # when a gateway signs a Stop with another secret
         reply = exchange(sock, source, request(ORIGINATE_LEG, secret="wrong"))
     # then there is no answer, no delivery; the drop is counted and logged
     assert reply is None
-    assert deliver.calls == 0
+    assert len(deliver.attempts) == 0
     assert source.counters["dropped_bad_authenticator"] == 1
     assert "wrong secret or corrupt packet from 127.0.0.1" in caplog.text
 
@@ -234,7 +189,7 @@ def _overrunning_attribute(data: bytes) -> bytes:
 ])
 def test_malformed_packet_is_dropped_and_the_server_goes_on(damage, reason, caplog):
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway(timeout=0.5) as sock, \
+    with serving(radius_source(deliver), within=5) as source, gateway(timeout=0.5) as sock, \
             caplog.at_level(logging.WARNING, logger=LOGGER):
         # when a malformed datagram arrives
         assert exchange(sock, source, damage(request(ORIGINATE_LEG))) is None
@@ -245,30 +200,30 @@ def test_malformed_packet_is_dropped_and_the_server_goes_on(damage, reason, capl
         sock.settimeout(2)
         good = request(ORIGINATE_LEG, identifier=8)
         assert is_response_to(exchange(sock, source, good), good)
-    assert len(deliver.lines) == 1
+    assert len(json_lines(deliver)) == 1
 
 
 def test_octets_past_the_length_field_are_padding():
     # given a Stop followed by 7 bytes of padding (RFC 2865 section 3: ignored)
     deliver = Deliveries()
     data = request(ORIGINATE_LEG)
-    with serving(radius_source(deliver)) as source, gateway() as sock:
+    with serving(radius_source(deliver), within=5) as source, gateway() as sock:
         reply = exchange(sock, source, data + b"padding")
     # then it is served like the packet without them
     assert is_response_to(reply, data)
-    assert len(deliver.lines) == 1
+    assert len(json_lines(deliver)) == 1
 
 
 def test_packet_from_an_address_outside_the_clients_is_dropped(caplog):
     # given a source that serves only 10.0.0.0/8
     deliver = Deliveries()
-    with serving(radius_source(deliver, clients=[{"address": "10.0.0.0/8"}])) as source, \
+    with serving(radius_source(deliver, clients=[{"address": "10.0.0.0/8"}]), within=5) as source, \
             gateway(timeout=0.5) as sock, caplog.at_level(logging.WARNING, logger=LOGGER):
         # when a correctly signed Stop comes from 127.0.0.1
         reply = exchange(sock, source, request(ORIGINATE_LEG))
     # then it is never answered, nor delivered; the drop is counted and logged
     assert reply is None
-    assert deliver.calls == 0
+    assert len(deliver.attempts) == 0
     assert source.counters["dropped_unknown_client"] == 1
     assert "packet from 127.0.0.1 dropped: not one of the clients" in caplog.text
 
@@ -277,7 +232,7 @@ def test_a_client_network_with_its_own_secret_uses_it():
     # given 127.0.0.0/8 with its own secret, and another network with the profile's
     clients = [{"address": "10.0.0.0/8"}, {"address": "127.0.0.0/8", "secret": "loopback"}]
     deliver = Deliveries()
-    with serving(radius_source(deliver, clients=clients)) as source, gateway(timeout=0.5) as sock:
+    with serving(radius_source(deliver, clients=clients), within=5) as source, gateway(timeout=0.5) as sock:
         # when one Stop is signed with the profile's secret and one with the client's
         assert exchange(sock, source, request(ORIGINATE_LEG, identifier=1)) is None
         good = request(ANSWER_LEG, secret="loopback", identifier=2)
@@ -285,19 +240,19 @@ def test_a_client_network_with_its_own_secret_uses_it():
     # then only the one with the client's secret is answered
     assert is_response_to(reply, good, secret="loopback")
     assert source.counters["dropped_bad_authenticator"] == 1
-    assert [line["Acct-Session-Id"] for line in deliver.lines] == ["00000001"]
+    assert [line["Acct-Session-Id"] for line in json_lines(deliver)] == ["00000001"]
 
 
 def test_retransmission_is_answered_from_the_cache_without_a_second_delivery():
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway() as sock:
+    with serving(radius_source(deliver), within=5) as source, gateway() as sock:
         # when the gateway sends the same Stop twice (it missed the first answer)
         data = request(ORIGINATE_LEG)
         first = exchange(sock, source, data)
         second = exchange(sock, source, data)
     # then both copies get the same answer, and the call is delivered once
     assert first == second and is_response_to(first, data)
-    assert deliver.calls == 1
+    assert len(deliver.attempts) == 1
     assert source.counters["retransmits"] == 1
     assert source.counters["answered"] == 2
 
@@ -305,18 +260,18 @@ def test_retransmission_is_answered_from_the_cache_without_a_second_delivery():
 def test_same_identifier_with_new_content_is_a_new_packet():
     # given a gateway that reuses identifier 7 for the next Stop (RFC 5080: a new request)
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway() as sock:
+    with serving(radius_source(deliver), within=5) as source, gateway() as sock:
         first, second = request(ORIGINATE_LEG), request(ANSWER_LEG)
         assert is_response_to(exchange(sock, source, first), first)
         assert is_response_to(exchange(sock, source, second), second)
     # then both are delivered
-    assert [line["Acct-Session-Id"] for line in deliver.lines] == ["00000002", "00000001"]
+    assert [line["Acct-Session-Id"] for line in json_lines(deliver)] == ["00000002", "00000001"]
 
 
 def test_failed_delivery_leaves_the_packet_unanswered_until_a_retry_succeeds(caplog):
     # given a delivery that fails once (the archive's disk is full, the database is down)
     deliver = Deliveries(failures=1)
-    with serving(radius_source(deliver)) as source, gateway(timeout=0.5) as sock, \
+    with serving(radius_source(deliver), within=5) as source, gateway(timeout=0.5) as sock, \
             caplog.at_level(logging.ERROR, logger=LOGGER):
         data = request(ORIGINATE_LEG)
         # when the Stop arrives: no answer, so the gateway keeps it and sends it again
@@ -327,7 +282,7 @@ def test_failed_delivery_leaves_the_packet_unanswered_until_a_retry_succeeds(cap
         reply = exchange(sock, source, data)
     # then that copy is delivered and answered: one delivery in all
     assert is_response_to(reply, data)
-    assert len(deliver.received) == 1 and len(deliver.lines) == 1
+    assert len(deliver.received) == 1 and len(json_lines(deliver)) == 1
     assert source.counters["deliver_failures"] == 1
 
 
@@ -342,7 +297,7 @@ def test_retransmission_arriving_while_its_first_copy_waits_is_answered_after_on
             threading.Event().wait(0.3)
         deliver(data, name)
 
-    with serving(radius_source(slow_deliver)) as source, gateway() as sock:
+    with serving(radius_source(slow_deliver), within=5) as source, gateway() as sock:
         # when Stop A is being delivered and Stop B arrives twice meanwhile
         first, second = request(ORIGINATE_LEG, identifier=1), request(ANSWER_LEG, identifier=2)
         sock.sendto(first, source.address)
@@ -352,7 +307,7 @@ def test_retransmission_arriving_while_its_first_copy_waits_is_answered_after_on
         replies = [sock.recv(4096) for _ in range(3)]
     # then all three copies are answered, and each call was delivered once
     assert sorted(reply[1] for reply in replies) == [1, 2, 2]
-    assert [line["Acct-Session-Id"] for line in deliver.lines] == ["00000002", "00000001"]
+    assert [line["Acct-Session-Id"] for line in json_lines(deliver)] == ["00000002", "00000001"]
     assert source.counters["retransmits"] == 1
 
 
@@ -367,7 +322,7 @@ def test_random_datagrams_never_stop_the_server():
         header = struct.pack("!BBH", 4, generator.randrange(256), 20 + len(body))
         junk.append(with_authenticator(header + bytes(16) + body))
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source, gateway(timeout=2) as sock:
+    with serving(radius_source(deliver), within=5) as source, gateway(timeout=2) as sock:
         for n, data in enumerate(junk):
             sock.sendto(data, source.address)
             if n % 50 == 49:
@@ -389,7 +344,7 @@ def test_a_burst_of_stops_is_answered_in_full_and_each_call_delivered_once():
     deliver = Deliveries()
     packets = [request({**ORIGINATE_LEG, "Acct-Session-Id": f"{n:08d}"}, identifier=n % 256)
                for n in range(300)]
-    with serving(radius_source(deliver)) as source, gateway() as sock:
+    with serving(radius_source(deliver), within=5) as source, gateway() as sock:
         replies = []
         for n, data in enumerate(packets):
             sock.sendto(data, source.address)
@@ -397,7 +352,7 @@ def test_a_burst_of_stops_is_answered_in_full_and_each_call_delivered_once():
                 replies += [sock.recv(4096) for _ in range(50)]
     # then every one is answered and every call delivered exactly once
     assert len(replies) == 300
-    assert sorted(line["Acct-Session-Id"] for line in deliver.lines) == [
+    assert sorted(line["Acct-Session-Id"] for line in json_lines(deliver)) == [
         f"{n:08d}" for n in range(300)]
     assert source.counters["answered"] == 300
 
@@ -405,7 +360,7 @@ def test_a_burst_of_stops_is_answered_in_full_and_each_call_delivered_once():
 def test_gateway_is_reported_connected_and_disconnected():
     # given a source with an event handler (R9.2)
     events = Events()
-    with serving(radius_source(notify=events)) as source, gateway() as sock:
+    with serving(radius_source(notify=events), within=5) as source, gateway() as sock:
         # when a gateway sends Accounting-On, a Stop, then Accounting-Off
         for n, status in enumerate(["Accounting-On", "Stop", "Accounting-Off"]):
             exchange(sock, source, request({**ORIGINATE_LEG, "Acct-Status-Type": status},
@@ -421,10 +376,8 @@ def test_port_in_use_is_retried_until_it_is_free(caplog):
     blocker.bind(("127.0.0.1", 0))
     port = blocker.getsockname()[1]
     source = radius_source(port=port)
-    stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        thread.start()
+    # when the source starts there
+    with caplog.at_level(logging.ERROR, logger=LOGGER), running(source, stop_within=5):
         try:
             # then the source says so and does not serve
             assert not source.ready.wait(0.5)
@@ -435,9 +388,6 @@ def test_port_in_use_is_retried_until_it_is_free(caplog):
             assert source.address == ("127.0.0.1", port)
         finally:
             blocker.close()
-            stop.set()
-            thread.join(5)
-    assert not thread.is_alive()
 
 
 @pytest.mark.parametrize(("source_settings", "message"), [
@@ -488,7 +438,7 @@ def needs_radclient():
 def test_radclient_start_interim_and_stop_are_answered_and_only_stop_is_a_call():
     needs_radclient()
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source:
+    with serving(radius_source(deliver), within=5) as source:
         # when a gateway (radclient) sends Start, Interim-Update and Stop of the originate leg
         start = {key: value for key, value in ORIGINATE_LEG.items()
                  if key not in ("Acct-Session-Time", "h323-disconnect-time",
@@ -500,7 +450,7 @@ def test_radclient_start_interim_and_stop_are_answered_and_only_stop_is_a_call()
     # then radclient got all three answers, and one Stop was delivered
     assert result.returncode == 0, result.stderr + result.stdout
     assert source.counters["answered"] == 3
-    (line,) = deliver.lines
+    (line,) = json_lines(deliver)
     assert line["Acct-Status-Type"] == "Stop"
     assert line["h323-setup-time"] == ORIGINATE_LEG["h323-setup-time"]
     assert line["Cisco-AVPair"] == ORIGINATE_LEG["Cisco-AVPair"]
@@ -513,12 +463,12 @@ def test_radclient_start_interim_and_stop_are_answered_and_only_stop_is_a_call()
 def test_radclient_two_legs_of_one_call_give_one_call(legs):
     needs_radclient()
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source:
+    with serving(radius_source(deliver), within=5) as source:
         # when the gateway sends a Stop for each leg of one call, in either order
         result = radclient(source, *legs)
     # then both are answered and archived (every byte received is kept, R2.4)
     assert result.returncode == 0, result.stderr + result.stdout
-    assert len(deliver.lines) == 2
+    assert len(json_lines(deliver)) == 2
     # and they are one call
     assert list(radius_parser.parse(deliver.data)) == [EXPECTED_CALL]
 
@@ -526,12 +476,12 @@ def test_radclient_two_legs_of_one_call_give_one_call(legs):
 def test_radclient_with_a_wrong_secret_gets_no_answer():
     needs_radclient()
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source:
+    with serving(radius_source(deliver), within=5) as source:
         # when radclient signs with another secret
         result = radclient(source, ORIGINATE_LEG, secret="not-the-secret", timeout=1)
     # then it gives up without an answer; nothing is delivered; the drop is counted
     assert result.returncode != 0
-    assert deliver.calls == 0
+    assert len(deliver.attempts) == 0
     assert source.counters["dropped_bad_authenticator"] >= 1
     assert source.counters["answered"] == 0
 
@@ -543,7 +493,7 @@ def test_radclient_legs_delivered_twice_are_stored_as_one_call():
     profile = ObserverProfileFactory(device=DeviceFactory(type="radius"), source="radius",
                                      settings={"secret": SECRET})
     deliver = Deliveries()
-    with serving(radius_source(deliver)) as source:
+    with serving(radius_source(deliver), within=5) as source:
         assert radclient(source, ANSWER_LEG, ORIGINATE_LEG).returncode == 0
     # when what was delivered is ingested, and then ingested again (a re-delivery)
     first = profile_ingest(profile=profile, data=deliver.data, source_name="radius:127.0.0.1")

@@ -13,6 +13,7 @@ from observers.remote import MainServer, MainServerError, RemoteObserver
 from observers.services import profile_issue_token
 from tests.conftest import wait_for
 from tests.factories import ObserverProfileFactory
+from tests.observers.helpers import running
 from tests.observers.threecx_cdr import cdr_file, cdr_line
 
 
@@ -83,26 +84,22 @@ def test_calls_arrive_once_across_an_outage_of_the_main_server(remote_profile, l
     observer = RemoteObserver(name="Branch1",
                               main=MainServer(f"http://127.0.0.1:{proxy.port}", token, timeout=5),
                               spool_dir=tmp_path / "spool", poll_interval=0.1, retry_max=0.5)
-    stop = threading.Event()
-    thread = threading.Thread(target=observer.run, args=(stop,), daemon=True)
-    thread.start()
     try:
-        # when a file of two calls is dropped, then both calls reach the main server
-        (inbox / "cdr-1.log").write_bytes(cdr_file(cdr_line(historyid="Call 1"),
-                                                   cdr_line(historyid="Call 2")))
-        wait_for(lambda: Call.objects.count() == 2)
-        # and when the main server goes away, the next file waits in the spool
-        proxy.down()
-        (inbox / "cdr-2.log").write_bytes(cdr_file(cdr_line(historyid="Call 3"),
-                                                   cdr_line(historyid="Call 4")))
-        wait_for(lambda: not (inbox / "cdr-2.log").exists())
-        assert len(observer.spool.pending()) == 1 and Call.objects.count() == 2
-        # and when it is back, the spooled batch is delivered and the spool emptied
-        proxy.up()
-        wait_for(lambda: Call.objects.count() == 4 and not observer.spool.pending())
+        with running(observer, stop_within=10):
+            # when a file of two calls is dropped, then both calls reach the main server
+            (inbox / "cdr-1.log").write_bytes(cdr_file(cdr_line(historyid="Call 1"),
+                                                       cdr_line(historyid="Call 2")))
+            wait_for(lambda: Call.objects.count() == 2)
+            # and when the main server goes away, the next file waits in the spool
+            proxy.down()
+            (inbox / "cdr-2.log").write_bytes(cdr_file(cdr_line(historyid="Call 3"),
+                                                       cdr_line(historyid="Call 4")))
+            wait_for(lambda: not (inbox / "cdr-2.log").exists())
+            assert len(observer.spool.pending()) == 1 and Call.objects.count() == 2
+            # and when it is back, the spooled batch is delivered and the spool emptied
+            proxy.up()
+            wait_for(lambda: Call.objects.count() == 4 and not observer.spool.pending())
     finally:
-        stop.set()
-        thread.join(10)
         proxy.down()
     # then every call is there exactly once, from two batches
     assert sorted(Call.objects.values_list("source_key", flat=True)) == [

@@ -7,6 +7,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -14,99 +15,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observers.sources.tcp import LineFramer, TcpClientSource, TcpServerSource, backoff
+from observers.backoff import backoff
+from observers.sources.tcp import LineFramer, TcpClientSource, TcpServerSource
+from tests.conftest import free_port, wait_for
+from tests.observers.helpers import Deliveries, Events
+from tests.observers.helpers import running as running_thread
 from tests.observers.threecx_cdr import INCOMING, INTERNAL, OUTGOING, cdr_line
 
 LOG = logging.getLogger("tests.observers.tcp_sources")
 FAST = {"flush_seconds": 0.05, "retry_min": 0.05, "retry_max": 0.1}
 
 
-class Deliveries:
-    """A `deliver` that records each batch; it raises while `failures` remain or `failing` is set."""
-
-    def __init__(self, failures: int = 0):
-        self._lock = threading.Lock()
-        self.failures = failures
-        self.failing = False
-        self.attempts: list[tuple[bytes, str]] = []
-        self.batches: list[tuple[bytes, str]] = []
-
-    def __call__(self, data: bytes, name: str):
-        with self._lock:
-            self.attempts.append((data, name))
-            if self.failing or self.failures:
-                self.failures = max(0, self.failures - 1)
-                raise RuntimeError("database unavailable")
-            self.batches.append((data, name))
-
-    def lines(self, name: str | None = None) -> list[bytes]:
-        with self._lock:
-            return [line for data, source in self.batches if name in (None, source)
-                    for line in data.splitlines(keepends=True)]
-
-    def wait_for(self, count: int, timeout: float = 1.5) -> list[bytes]:
-        """The delivered lines once there are `count` of them (or whatever came by `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while len(self.lines()) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.lines()
-
-
-class Notes:
-    """A `notify` that records (event, peer)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.events: list[tuple[str, str]] = []
-
-    def __call__(self, event: str, **params):
-        with self._lock:
-            self.events.append((event, params["peer"]))
-
-    def count(self, event: str) -> int:
-        with self._lock:
-            return sum(1 for name, _ in self.events if name == event)
-
-
-def eventually(condition, timeout: float = 1.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @dataclass
 class Running:
+    """A TCP source running in its thread, with what it delivered and notified."""
+
     source: TcpServerSource | TcpClientSource
     deliveries: Deliveries
-    notes: Notes
-    stop: threading.Event
-    thread: threading.Thread
-
-    def stop_and_time(self) -> float:
-        started = time.monotonic()
-        self.stop.set()
-        self.thread.join(3)
-        return time.monotonic() - started
+    notes: Events
+    stop_and_time: Callable[[], float]
 
 
 @contextmanager
 def running(cls, deliveries: Deliveries | None = None, **source_settings):
     deliveries = deliveries if deliveries is not None else Deliveries()
-    notes = Notes()
+    notes = Events()
     source = cls(name="pbx", settings=source_settings, deliver=deliveries, log=LOG, notify=notes)
-    stop = threading.Event()
-    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
-    thread.start()
-    run = Running(source, deliveries, notes, stop, thread)
-    try:
-        yield run
-    finally:
-        stop.set()
-        thread.join(3)
-    assert not thread.is_alive(), "the source did not stop"
+    with running_thread(source, stop_within=3) as thread:
+        yield Running(source, deliveries, notes, thread.stop_and_time)
 
 
 @contextmanager
@@ -143,12 +79,6 @@ def send_in_odd_pieces(sock: socket.socket, data: bytes, rng: random.Random) -> 
         size = rng.choice((1, 2, 3, 7, 13, 64, 301, 1500))
         sock.sendall(data[position:position + size])
         position += size
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listener(port: int = 0) -> socket.socket:
@@ -227,8 +157,8 @@ def test_any_split_of_the_stream_yields_the_same_lines_in_order(records, cuts):
 @pytest.mark.parametrize("attempt", range(12))
 def test_backoff_doubles_within_its_bounds(attempt):
     # given the bounds 0.1 s .. 2 s
-    # when the delay of a retry is drawn
-    delay = backoff(attempt, 0.1, 2.0)
+    # when the delay of a retry is drawn, jittered as the TCP sources draw it
+    delay = backoff(attempt, 0.1, 2.0, jitter=True)
     # then it stays within the bounds, under the doubled ceiling, and starts at the minimum
     assert 0.1 <= delay <= min(2.0, 0.1 * 2 ** attempt)
     if attempt == 0:
@@ -247,7 +177,7 @@ def test_a_source_with_missing_or_bad_settings_is_refused(cls, source_settings):
     # given settings lacking a required key, or holding a bad number
     # when the source is built, then it refuses, naming the profile
     with pytest.raises(ValueError, match="observer pbx"):
-        cls(name="pbx", settings=source_settings, deliver=Deliveries(), log=LOG, notify=Notes())
+        cls(name="pbx", settings=source_settings, deliver=Deliveries(), log=LOG, notify=Events())
 
 
 # --- the server source -----------------------------------------------------------------
@@ -258,12 +188,12 @@ def test_server_joins_lines_split_at_odd_byte_boundaries(caplog):
     with tcp_server() as run, connect(run) as pbx:
         # when the bytes arrive, the first ones one at a time
         send_in_odd_pieces(pbx, b"".join(lines), random.Random(7))
-        delivered = run.deliveries.wait_for(len(lines))
+        delivered = run.deliveries.lines_when(len(lines))
         name = name_of(pbx)
     # then every line is delivered once, verbatim, in order, under the peer's name
     assert delivered == lines
-    assert {source for _, source in run.deliveries.batches} == {name}
-    assert run.notes.events == [("connected", name[4:]), ("disconnected", name[4:])]
+    assert {source for _, source in run.deliveries.received} == {name}
+    assert run.notes.peer_events == [("connected", name[4:]), ("disconnected", name[4:])]
     assert "lost" not in caplog.text
 
 
@@ -274,9 +204,9 @@ def test_server_batches_by_flush_lines_and_delivers_the_rest_on_stop():
         # when 10 lines arrive
         pbx.sendall(b"".join(lines))
         # then two full batches go at once and the last 2 lines wait for the timer
-        assert run.deliveries.wait_for(8) == lines[:8]
+        assert run.deliveries.lines_when(8) == lines[:8]
         time.sleep(0.2)
-        assert [len(data.splitlines()) for data, _ in run.deliveries.batches] == [4, 4]
+        assert [len(data.splitlines()) for data, _ in run.deliveries.received] == [4, 4]
         # and stopping delivers them before closing
         elapsed = run.stop_and_time()
     assert elapsed < 1.0
@@ -290,11 +220,11 @@ def test_server_delivers_a_small_batch_after_flush_seconds():
         # when 3 lines arrive
         sent = time.monotonic()
         pbx.sendall(b"".join(lines))
-        delivered = run.deliveries.wait_for(3)
+        delivered = run.deliveries.lines_when(3)
         waited = time.monotonic() - sent
     # then they go together, once the oldest has waited flush_seconds
     assert delivered == lines
-    assert len(run.deliveries.batches) == 1
+    assert len(run.deliveries.received) == 1
     assert waited >= 0.25
 
 
@@ -315,10 +245,10 @@ def test_concurrent_connections_each_deliver_their_own_lines_under_their_own_nam
             sender.start()
         for sender in senders:
             sender.join(2)
-        run.deliveries.wait_for(15 * peers)
+        run.deliveries.lines_when(15 * peers)
         for sock in socks:
             sock.close()
-        assert eventually(lambda: run.notes.count("disconnected") == peers)
+        assert wait_for(lambda: run.notes.count("disconnected") == peers, timeout=1.5)
     # then each connection's lines arrive complete and in order under its own name
     for name, lines in sent.items():
         assert run.deliveries.lines(name) == lines
@@ -336,7 +266,7 @@ def test_over_long_line_is_dropped_and_logged_while_its_neighbours_are_delivered
             pbx.sendall(long_line[i:i + 37])
             time.sleep(0.002)
         pbx.sendall(good[1])
-        delivered = run.deliveries.wait_for(2)
+        delivered = run.deliveries.lines_when(2)
         time.sleep(0.1)
     # then the good lines are delivered and the long one is not, its first 200 bytes logged
     assert delivered == good
@@ -356,8 +286,8 @@ def test_client_disconnecting_mid_line_loses_only_the_partial_line_which_is_logg
         # when it sends two lines and part of a third, then hangs up
         pbx.sendall(b"".join(lines) + partial)
         pbx.close()
-        assert eventually(lambda: run.notes.count("disconnected") == 1)
-        delivered = run.deliveries.wait_for(2)
+        assert wait_for(lambda: run.notes.count("disconnected") == 1, timeout=1.5)
+        delivered = run.deliveries.lines_when(2)
         time.sleep(0.1)
     # then the two lines are delivered, the partial one is not, and the log shows its head
     assert delivered == lines
@@ -371,7 +301,7 @@ def test_connections_beyond_the_limit_are_closed_at_once_with_a_warning(caplog):
     # given a server allowing two connections, both taken
     with tcp_server(max_connections=2) as run:
         first, second = connect(run), connect(run)
-        assert eventually(lambda: run.notes.count("connected") == 2)
+        assert wait_for(lambda: run.notes.count("connected") == 2, timeout=1.5)
         # when a third PBX connects
         # then it is closed at once (an orderly close or a reset), with a warning
         with connect(run) as third, suppress(ConnectionResetError):
@@ -379,11 +309,11 @@ def test_connections_beyond_the_limit_are_closed_at_once_with_a_warning(caplog):
         assert "already 2 connections (max_connections)" in caplog.text
         # and once one leaves, a new connection is served
         first.close()
-        assert eventually(lambda: run.notes.count("disconnected") == 1)
+        assert wait_for(lambda: run.notes.count("disconnected") == 1, timeout=1.5)
         with connect(run) as fourth:
             fourth.sendall(b"after,1\n")
-            assert run.deliveries.wait_for(1) == [b"after,1\n"]
-            assert run.deliveries.batches[0][1] == name_of(fourth)
+            assert run.deliveries.lines_when(1) == [b"after,1\n"]
+            assert run.deliveries.received[0][1] == name_of(fourth)
         second.close()
     assert run.notes.count("connected") == 3
 
@@ -400,8 +330,8 @@ def test_idle_connection_is_closed_after_idle_timeout():
         # then the server closes it after the timeout, having delivered its line
         assert closed == b""
         assert 0.25 <= waited < 1.0
-        assert run.deliveries.wait_for(1) == [b"one,line\n"]
-        assert eventually(lambda: run.notes.count("disconnected") == 1)
+        assert run.deliveries.lines_when(1) == [b"one,line\n"]
+        assert wait_for(lambda: run.notes.count("disconnected") == 1, timeout=1.5)
 
 
 def test_failed_deliveries_are_retried_without_loss_or_doubling(caplog):
@@ -411,9 +341,9 @@ def test_failed_deliveries_are_retried_without_loss_or_doubling(caplog):
     with tcp_server(deliveries) as run, connect(run) as pbx:
         # when lines arrive before and during the outage
         pbx.sendall(b"".join(lines[:3]))
-        assert eventually(lambda: len(deliveries.attempts) >= 1)
+        assert wait_for(lambda: len(deliveries.attempts) >= 1, timeout=1.5)
         pbx.sendall(b"".join(lines[3:]))
-        delivered = deliveries.wait_for(5)
+        delivered = deliveries.lines_when(5)
         time.sleep(0.2)
     # then every line is delivered exactly once, in order, after the retries
     assert delivered == lines
@@ -432,7 +362,8 @@ def test_reading_pauses_at_the_pending_limit_while_delivery_fails():
         for i in range(0, 50, 5):
             pbx.sendall(b"".join(lines[i:i + 5]))
             time.sleep(0.02)
-        assert eventually(lambda: any(len(d.splitlines()) >= 10 for d, _ in deliveries.attempts))
+        assert wait_for(lambda: any(len(d.splitlines()) >= 10 for d, _ in deliveries.attempts),
+                        timeout=1.5)
         time.sleep(0.3)
         sizes = [len(data.splitlines()) for data, _ in deliveries.attempts]
         held = sizes[next(i for i, size in enumerate(sizes) if size >= 10):]
@@ -440,7 +371,7 @@ def test_reading_pauses_at_the_pending_limit_while_delivery_fails():
         assert len(set(held)) == 1 and held[0] < 50
         # and when delivery recovers, everything comes, once and in order
         deliveries.failing = False
-        delivered = deliveries.wait_for(50)
+        delivered = deliveries.lines_when(50)
     assert delivered == lines
 
 
@@ -454,19 +385,20 @@ def test_lines_of_a_closed_connection_still_count_towards_the_pending_limit():
         with connect(run) as first:
             first_name = name_of(first)
             first.sendall(b"".join(lines[:9]))
-            assert eventually(lambda: len(deliveries.attempts) >= 1)
-        assert eventually(lambda: run.notes.count("disconnected") == 1)
+            assert wait_for(lambda: len(deliveries.attempts) >= 1, timeout=1.5)
+        assert wait_for(lambda: run.notes.count("disconnected") == 1, timeout=1.5)
         # when it reconnects and sends one line (the tenth), then three more
         second = connect(run)
         second.sendall(lines[9])
-        assert eventually(lambda: any(name == name_of(second) for _, name in deliveries.attempts))
+        assert wait_for(lambda: any(name == name_of(second) for _, name in deliveries.attempts),
+                        timeout=1.5)
         second.sendall(b"".join(lines[10:]))
         time.sleep(0.3)
         # then reading stops at the tenth line: the old connection's lines count too
         assert {len(d.splitlines()) for d, name in deliveries.attempts if name == name_of(second)} == {1}
         # and once delivery recovers, all lines come once, in order
         deliveries.failing = False
-        delivered = deliveries.wait_for(13)
+        delivered = deliveries.lines_when(13)
         assert deliveries.lines(first_name) == lines[:9]
         assert deliveries.lines(name_of(second)) == lines[9:]
         second.close()
@@ -500,7 +432,7 @@ def test_restarted_server_binds_the_same_port_at_once():
     with tcp_server() as run:
         port = run.source.address[1]
         pbx = connect(run)
-        assert eventually(lambda: run.notes.count("connected") == 1)
+        assert wait_for(lambda: run.notes.count("connected") == 1, timeout=1.5)
         assert run.stop_and_time() < 1.0
         pbx.close()
     # when a new server starts on that port, then it listens at once
@@ -540,22 +472,22 @@ def test_client_reconnects_after_the_server_restarts_without_loss_or_doubling():
         send_in_odd_pieces(conn, b"".join(before), random.Random(1))
         pbx.close()
         conn.close()
-        assert run.deliveries.wait_for(4) == before
-        assert eventually(lambda: not run.source.ready.is_set())
+        assert run.deliveries.lines_when(4) == before
+        assert wait_for(lambda: not run.source.ready.is_set(), timeout=1.5)
         pbx = listener(port)
         conn, _ = pbx.accept()
         assert run.source.ready.wait(1)
         conn.sendall(b"".join(after))
-        delivered = run.deliveries.wait_for(8)
+        delivered = run.deliveries.lines_when(8)
         time.sleep(0.1)
         conn.close()
         pbx.close()
     # then the client reconnected and every line came exactly once, in order
     assert delivered == before + after
     assert run.deliveries.lines() == before + after
-    assert {name for _, name in run.deliveries.batches} == {f"tcp:127.0.0.1:{port}"}
+    assert {name for _, name in run.deliveries.received} == {f"tcp:127.0.0.1:{port}"}
     assert run.notes.count("connected") >= 2
-    assert run.notes.events[:3] == [("connected", f"127.0.0.1:{port}"),
+    assert run.notes.peer_events[:3] == [("connected", f"127.0.0.1:{port}"),
                                     ("disconnected", f"127.0.0.1:{port}"),
                                     ("connected", f"127.0.0.1:{port}")]
 
@@ -572,7 +504,7 @@ def test_client_retries_an_unreachable_server_until_it_appears(caplog):
         conn, _ = pbx.accept()
         assert run.source.ready.wait(1)
         conn.sendall(b"late,1\nlate,2\n")
-        delivered = run.deliveries.wait_for(2)
+        delivered = run.deliveries.lines_when(2)
         conn.close()
         pbx.close()
     assert delivered == [b"late,1\n", b"late,2\n"]
@@ -588,14 +520,15 @@ def test_client_keeps_undelivered_lines_across_a_reconnect():
         conn, _ = pbx.accept()
         # when the PBX sends lines and restarts while they cannot be delivered
         conn.sendall(b"kept,1\nkept,2\n")
-        assert eventually(lambda: len(deliveries.attempts) >= 1)
+        assert wait_for(lambda: len(deliveries.attempts) >= 1, timeout=1.5)
         conn.close()
         conn, _ = pbx.accept()
         conn.sendall(b"kept,3\n")
-        assert eventually(lambda: any(b"kept,3" in data for data, _ in deliveries.attempts))
+        assert wait_for(lambda: any(b"kept,3" in data for data, _ in deliveries.attempts),
+                        timeout=1.5)
         deliveries.failing = False
         # then once delivery works, every line arrives once, in order
-        delivered = deliveries.wait_for(3)
+        delivered = deliveries.lines_when(3)
         time.sleep(0.1)
         conn.close()
         pbx.close()
@@ -613,8 +546,8 @@ def test_client_loses_only_the_partial_line_when_the_server_closes_mid_line(capl
         conn.sendall(b"whole,1\nhalf,")
         conn.close()
         pbx.close()
-        delivered = run.deliveries.wait_for(1)
-        assert eventually(lambda: "mid-line" in caplog.text)
+        delivered = run.deliveries.lines_when(1)
+        assert wait_for(lambda: "mid-line" in caplog.text, timeout=1.5)
     # then the whole line is delivered and the half is logged, not delivered
     assert delivered == [b"whole,1\n"]
     assert f"tcp:127.0.0.1:{port}: disconnected mid-line; 5 bytes lost: b'half,'" in caplog.text
@@ -637,7 +570,7 @@ def test_client_stop_returns_promptly_and_flushes_pending_lines():
         assert not run.source.ready.is_set()
         conn.close()
         pbx.close()
-    assert run.notes.events[-1] == ("disconnected", f"127.0.0.1:{port}")
+    assert run.notes.peer_events[-1] == ("disconnected", f"127.0.0.1:{port}")
 
 
 def test_client_stop_returns_promptly_while_a_connect_hangs():

@@ -10,13 +10,16 @@ from observers.parsers.base import CallRecord, Reject
 from observers.parsers.threecx import parse
 from tariffs.choices import Direction
 from tests.conftest import shared_testdata
+from tests.observers.parsing import (
+    assert_records_or_rejects_in_line_order,
+    field_text,
+    records_and_rejects,
+)
 from tests.observers.threecx_cdr import INCOMING, INTERNAL, OUTGOING, cdr_file, cdr_line
 
 
 def parsed(data: bytes):
-    items = list(parse(data))
-    return ([i for i in items if isinstance(i, CallRecord)],
-            [i for i in items if isinstance(i, Reject)])
+    return records_and_rejects(parse(data))
 
 
 def test_real_3cx_sample_is_one_outgoing_call():
@@ -236,13 +239,7 @@ def test_parser_never_raises_on_arbitrary_bytes(data):
     # when parsed
     items = list(parse(data))
     # then every item is a record or a reject, at most one per line, in line order
-    assert all(isinstance(i, CallRecord | Reject) for i in items)
-    assert len(items) <= data.count(b"\n") + 1
-    numbers = [i.line_number for i in items if isinstance(i, Reject)]
-    assert numbers == sorted(set(numbers))
-
-
-field_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+    assert_records_or_rejects_in_line_order(items, data)
 
 
 @settings(max_examples=200, deadline=None)

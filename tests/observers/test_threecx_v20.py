@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from observers.parsers.base import CallRecord, Reject
 from observers.parsers.threecx import FIELDS_V18, FIELDS_V20, parse, validate_options
 from tariffs.choices import Direction
+from tests.observers.parsing import records_and_rejects
 from tests.observers.threecx_cdr import INCOMING as V18_INCOMING
 from tests.observers.threecx_cdr import cdr_line
 
@@ -72,9 +73,7 @@ def v20_line(base: dict = OUT, **fields: str) -> str:
 def parsed(data: bytes | str, options=None):
     if isinstance(data, str):
         data = (data + "\n").encode("utf-8")
-    items = list(parse(data, options))
-    return ([i for i in items if isinstance(i, CallRecord)],
-            [i for i in items if isinstance(i, Reject)])
+    return records_and_rejects(parse(data, options))
 
 
 # --- the v20 default set ------------------------------------------------------------------
