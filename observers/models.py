@@ -70,6 +70,11 @@ class ObserverProfile(models.Model):
     last_record_at = models.DateTimeField(null=True, blank=True)
     records_total = models.PositiveBigIntegerField(default=0)
     rejects_total = models.PositiveBigIntegerField(default=0)
+    # R2.4: pieces whose processing failed for good (an error that a retry cannot fix, not
+    # the database away); their bytes stay in the raw archive for `reprocess`.
+    failures_total = models.PositiveBigIntegerField(default=0)
+    last_failure = models.CharField(max_length=500, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -20,6 +20,7 @@ from observers.logs import STATUS, profile_logger
 from observers.models import ObserverProfile, RejectedRecord
 from observers.parsers import parser_for
 from observers.parsers.base import CallRecord, Reject
+from scripts.events import Event, event_emit
 
 
 @dataclass
@@ -141,3 +142,18 @@ def profile_reprocess(*, profile: ObserverProfile, date_from, date_to) -> Ingest
         for piece in read_in_chunks(path):
             total.add(piece_process(profile=profile, data=piece, source_name=f"archive:{path.name}"))
     return total
+
+
+def piece_failure_record(*, profile_id: int, source_name: str, error: str) -> None:
+    """R2.4: a piece that failed for good is counted on its profile, logged and raised as an
+    event, so that the Observers page, /health and scripts show it; its bytes are in the
+    raw archive, for `reprocess` once the cause is fixed."""
+    error = error[:500]
+    ObserverProfile.objects.filter(pk=profile_id).update(
+        failures_total=F("failures_total") + 1, last_failure=error,
+        last_failure_at=timezone.now())
+    profile = ObserverProfile.objects.filter(pk=profile_id).first()
+    if profile is not None:
+        profile_logger(profile).error("%s: processing failed, kept in the raw archive for "
+                                      "reprocess: %s", source_name or "data", error)
+        event_emit(Event.PROCESSING_FAILED, profile=profile.name, source=source_name, error=error)

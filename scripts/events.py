@@ -20,6 +20,9 @@ class Event(StrEnum):
     PERIODIC = "periodic"
     CALL_PROCESSED = "call_processed"
     DATABASE_ERROR = "database_error"
+    # Ours: a piece of received data could not be processed for good (R2.4); its bytes are
+    # in the raw archive, for `reprocess` once the cause is fixed.
+    PROCESSING_FAILED = "processing_failed"
 
 
 Subscriber = Callable[[Event, dict], None]

@@ -40,7 +40,10 @@ def health(request):
             {"name": p.name, "device": p.device.name, "source": p.source, "state": p.state,
              "enabled": p.enabled, "remote": p.remote,
              "last_record_at": p.last_record_at.isoformat() if p.last_record_at else None,
-             "records_total": p.records_total, "rejects_total": p.rejects_total}
+             "records_total": p.records_total, "rejects_total": p.rejects_total,
+             # R2.4: pieces that failed for good (kept in the raw archive for reprocess)
+             "failures_total": p.failures_total, "last_failure": p.last_failure or None,
+             "last_failure_at": p.last_failure_at.isoformat() if p.last_failure_at else None}
             for p in ObserverProfile.objects.select_related("device")
         ]
     ok = all(body[k]["status"] == "ok" for k in ("database", "broker"))

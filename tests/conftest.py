@@ -159,6 +159,16 @@ def _fresh_tariff_indexes():
 
 
 @pytest.fixture
+def redis_worker(pipeline_worker):
+    """A real Celery worker thread on a real Redis broker; skips (fails under CI) without."""
+    from django.conf import settings
+
+    needs(settings.CELERY_BROKER_URL.startswith("redis://"),
+          "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
+    return pipeline_worker
+
+
+@pytest.fixture
 def pipeline_worker():
     """A real Celery worker thread when a broker is configured (tasks go through it);
     nothing on the embedded default, where tasks run in-process anyway."""

@@ -32,6 +32,7 @@ def test_health_reports_database_broker_observers_and_calls(client, db, settings
         "name": "Kyiv1", "device": "KyivPBX", "source": "folder", "state": "online",
         "enabled": True, "remote": False, "last_record_at": "2024-06-17T07:00:00+00:00",
         "records_total": 2, "rejects_total": 0,
+        "failures_total": 0, "last_failure": None, "last_failure_at": None,
     }
     assert (observers["Lviv1"]["state"], observers["Lviv1"]["remote"]) == ("offline", True)
 

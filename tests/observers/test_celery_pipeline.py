@@ -2,23 +2,16 @@
 worker that reads the archived bytes (real Redis, real worker)."""
 
 import pytest
-from django.conf import settings as django_settings
 
 from billing.models import Call
 from observers.delivery import profile_deliver
-from tests.conftest import needs, wait_for
+from tests.conftest import wait_for
 
 LINE = (
     "Call 9001,abc_1,00:01:05,2024/06/17 10:00:00,2024/06/17 10:00:05,2024/06/17 10:01:10,"
     "TerminatedBySrc,Ext.101,0501234567,101,10000,90501234567,,0501234567,10000,default,,,"
     ",Chain: Ext.101;0501234567;,Extension,Line,Line,Ivan,0501234567,0501234567,\n"
 )
-
-
-@pytest.fixture
-def redis_worker(pipeline_worker):
-    needs(django_settings.CELERY_BROKER_URL.startswith("redis://"),
-          "needs Redis (package redis-server): set CELERY_BROKER_URL=redis://...")
 
 
 @pytest.fixture
