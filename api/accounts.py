@@ -98,7 +98,8 @@ class PaymentCreateView(ApiView):
         amount = params.decimal("payment")
         if amount <= 0:
             raise ParamError("payment", "must be more than 0")
-        if amount != amount.quantize(_CENT) or amount >= _MAX_PAYMENT:
+        # The size first: quantising a number of over 28 digits is itself an error.
+        if amount >= _MAX_PAYMENT or amount != amount.quantize(_CENT):
             raise ParamError("payment", "must have at most 2 decimal places and 12 digits")
         payment_type = params.integer("paymenttype", required=False,
                                       default=PaymentType.UNSPECIFIED)

@@ -98,7 +98,7 @@ class HasMethodRight(permissions.BasePermission):
         return True
 
 
-def _message_handler(exc, context):
+def message_handler(exc, context):
     """Errors answer `{"message": "…"}` as the original does (R10.8)."""
     if isinstance(exc, ParamError):
         return Response({"message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
@@ -118,7 +118,7 @@ class ApiView(APIView):
     method: str | None = None
 
     def get_exception_handler(self):
-        return _message_handler
+        return message_handler
 
     def permission_denied(self, request, message=None, code=None):
         # No token at all answers 401 (DRF would say 403 when no authenticator ran).

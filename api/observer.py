@@ -9,6 +9,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.auth import message_handler
 from api.schema import ERROR
 from observers.models import ObserverProfile
 from observers.services import remote_batch_receive, token_hash
@@ -53,6 +54,9 @@ class RawBytesParser(BaseParser):
 class ObserverView(APIView):
     authentication_classes = [ObserverTokenAuthentication]
     permission_classes = [permissions.IsAuthenticated]
+
+    def get_exception_handler(self):
+        return message_handler  # {"message": …}, as the rest of the API answers (R10.8)
 
 
 _INGESTED = inline_serializer("IngestSummary", {

@@ -37,6 +37,7 @@ class Params:
 
     def __init__(self, request):
         self.values: dict[str, str] = {}
+        _refuse_repeated(request.query_params.lists())
         for key, value in request.query_params.items():
             self.values[_canonical(key)] = value
         try:
@@ -48,6 +49,8 @@ class Params:
                 data = {}
             else:
                 raise
+        if hasattr(data, "lists"):  # a form (a JSON object cannot repeat a name)
+            _refuse_repeated(data.lists())
         if hasattr(data, "items"):
             for key, value in data.items():
                 if isinstance(key, str) and not isinstance(value, (dict, list)):
@@ -109,6 +112,17 @@ class Params:
         if page > 1_000_000:
             raise ParamError("page", "must be at most 1000000")
         return page, size
+
+
+def _refuse_repeated(lists) -> None:
+    """A name given twice (`id=1&id=2`, or `id` and `ID`) would silently take one of the
+    values: refuse it instead, naming it."""
+    seen: dict[str, int] = {}
+    for key, values in lists:
+        name = _canonical(key)
+        seen[name] = seen.get(name, 0) + len(values)
+        if seen[name] > 1:
+            raise ParamError(name, "is given more than once; give it once")
 
 
 def paged(queryset, page: int, size: int, row) -> dict:

@@ -164,6 +164,8 @@ def payment_create(*, subscriber: Subscriber, amount: Decimal, day: date,
     amount = Decimal(amount)
     if not amount.is_finite() or amount <= 0:
         raise ValueError("the amount of a payment must be a positive number")
+    if amount.adjusted() >= 12:  # the column's 12 digits before the point
+        raise ValueError("the amount of a payment has at most 12 digits before the point")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError("the amount of a payment has at most two decimal places")
     if type not in PaymentType.values:

@@ -112,7 +112,10 @@ def sniff_delimiter(text: str) -> str:
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     best, best_score = ",", (-1, -1)
     for delimiter in (";", "\t", ","):
-        counts = [len(row) - 1 for row in csv.reader(lines, delimiter=delimiter)]
+        try:
+            counts = [len(row) - 1 for row in csv.reader(lines, delimiter=delimiter)]
+        except csv.Error:  # a field over the limit: _csv_rows says where
+            continue
         if not counts or max(counts) == 0:
             continue
         common = max(set(counts), key=counts.count)
@@ -125,7 +128,12 @@ def sniff_delimiter(text: str) -> str:
 def _csv_rows(path: Path) -> list[list]:
     text = decode(path.read_bytes())
     delimiter = sniff_delimiter(text)
-    return [list(row) for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return [list(row) for row in reader]
+    except csv.Error as exc:  # e.g. a field longer than the csv module's limit (128 KiB)
+        raise ImportFileError(f"{path.name}: line {reader.line_num}: {exc}; no rate deck "
+                              "holds such a field: is this the right file?") from None
 
 
 # Excel ----------------------------------------------------------------------------------

@@ -139,3 +139,16 @@ def test_asterisell_codes_only_into_a_tariff_made_beforehand(tmp_path):
     assert len(result["rejected"]) == 10062
     assert result["rejected"][0] == {
         "row": 2, "reason": "tariff 'Afghanistan Mobile' does not exist for this operator"}
+
+
+def test_a_field_too_long_for_a_deck_is_a_clear_error_not_a_traceback(tmp_path):
+    # given a CSV deck whose third line holds a 1 MB field (no rate deck's)
+    path = tmp_path / "deck.csv"
+    path.write_text("Code;Name;Rate\n380;Ukraine;1.5\n381;" + "x" * 1_000_000 + ";2\n",
+                    encoding="utf-8")
+    # when it is imported
+    with pytest.raises(CommandError) as error:
+        run(str(path), *BASE, "--map", "code=Code,name=Name,rate=Rate")
+    # then the command says which line and why, and nothing is written
+    assert "deck.csv: line 3: field larger than field limit" in str(error.value)
+    assert not Tariff.objects.exists()

@@ -514,3 +514,15 @@ def test_with_a_broker_the_status_reports_the_rows_written_so_far(worker_importe
     assert all(total == 100_000 and 0 < done <= total for done, total in seen)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert PhoneCode.objects.count() == 100_000
+
+
+def test_a_csv_field_too_long_for_a_deck_is_reported_next_to_the_sheet(importer):
+    # given a CSV deck whose third line holds a 1 MB field
+    content = ("Code;Name;Rate\n380;Ukraine;1.5\n381;" + "x" * 1_000_000 + ";2\n").encode()
+    import_id = import_id_of(upload(importer, "deck.csv", content, "csv"))
+    # when its sheet is chosen (its rows are read there)
+    response = importer.post(step("sheet", import_id), {"sheet": "deck"})
+    # then the reader's message is next to the choice, not a server error
+    assert response.status_code == 200
+    (message,) = response.context["form"].errors["sheet"]
+    assert "deck.csv: line 3: field larger than field limit" in message
