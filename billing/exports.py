@@ -4,6 +4,7 @@ import zoneinfo
 
 from tariffs.choices import CallType, Direction
 from tariffs.rating import quantize_money
+from tariffs.spreadsheets import cell_text
 
 # The first columns are a contract (issue 3); add new ones after them.
 CALL_COLUMNS = (
@@ -35,12 +36,18 @@ def call_row(call) -> dict:
     }
 
 
+def call_cells(call) -> list:
+    """One call as the cells of a CSV or XLSX row, in CALL_COLUMNS' order; text that a
+    spreadsheet would take for a formula is escaped (tariffs.spreadsheets)."""
+    return [cell_text(value) for value in call_row(call).values()]
+
+
 def write_calls_csv(calls, stream) -> int:
     """Write `calls` as CSV with a header row; return the number of calls written."""
-    writer = csv.DictWriter(stream, fieldnames=CALL_COLUMNS)
-    writer.writeheader()
+    writer = csv.writer(stream)
+    writer.writerow(CALL_COLUMNS)
     count = 0
     for call in calls:
-        writer.writerow(call_row(call))
+        writer.writerow(call_cells(call))
         count += 1
     return count

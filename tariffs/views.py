@@ -36,6 +36,7 @@ from tariffs.importers.jobs import (
 from tariffs.importers.mapping import ImportOptions
 from tariffs.importers.service import TariffImportError, import_preview, import_rows, import_sheets
 from tariffs.models import Operator, TariffPlan
+from tariffs.spreadsheets import row_cells
 from tariffs.tasks import tariffs_import_file
 
 SESSION_KEY = "tariff_imports"
@@ -299,7 +300,8 @@ def import_rejects_csv(request, import_id, state):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["row", "reason"])
-    writer.writerows([r["row"], r["reason"]] for r in outcome["result"]["rejected"])
+    # A reason quotes the row's own text, which the deck's author wrote: escaped.
+    writer.writerows(row_cells([r["row"], r["reason"]]) for r in outcome["result"]["rejected"])
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="rejected-rows.csv"'
     return response

@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.exports import CALL_COLUMNS, call_row, write_calls_csv
+from billing.exports import CALL_COLUMNS, call_cells, write_calls_csv
 from billing.models import Device
 from billing.selectors import call_list
 from tariffs.cli import iso_date
@@ -53,7 +53,7 @@ def _write_xlsx(calls, output) -> int:
     sheet.append(list(CALL_COLUMNS))
     count = 0
     for call in calls:
-        sheet.append(list(call_row(call).values()))
+        sheet.append(call_cells(call))
         count += 1
     book.save(output)
     return count
