@@ -1,12 +1,22 @@
 """Hand an archived delivery to the processing step (observers.pipeline.piece_process): to a
 Celery worker when a broker is configured, in this process otherwise (the embedded
 default), as one task or, for a large file of a line-by-line format, one per piece."""
+import kombu.exceptions
 from django.conf import settings
+from django.db import DatabaseError
 
 from observers.models import ObserverProfile
 from observers.parsers import line_by_line
 from observers.pipeline import IngestSummary, delivery_pieces, profile_archive
 from observers.tasks import process_chunk
+
+
+def delivery_away(exc: Exception) -> bool:
+    """Whether a failed delivery met the database or the broker away (restarting, failing
+    over, refusing connections) rather than bad data: then a collector keeps what it holds
+    (a file stays in its folder and is not counted as failing) and delivers it again. Celery
+    raises kombu's OperationalError once its own publish retries are spent."""
+    return isinstance(exc, DatabaseError | kombu.exceptions.OperationalError)
 
 
 class Delivery:

@@ -5,7 +5,7 @@ import threading
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from observers.delivery import profile_deliver
+from observers.delivery import delivery_away, profile_deliver
 from observers.logs import profile_logger
 from observers.models import ObserverProfile, ObserverState, SourceType
 from observers.parsers import parser_for, parser_options_problems
@@ -57,7 +57,7 @@ def _folder_watcher(profile: ObserverProfile) -> FolderWatcher:
     return FolderWatcher.from_settings(name=profile.name, settings=profile.settings,
                                        deliver=_deliverer(profile),
                                        max_bytes=settings.TARISCOPE_MAX_FILE_BYTES,
-                                       transient=lambda exc: isinstance(exc, DatabaseError))
+                                       transient=delivery_away)
 
 
 def _run_folder(profile, watcher, *, once, stop, interval, log):

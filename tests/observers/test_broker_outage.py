@@ -1,0 +1,107 @@
+"""R2.4: a broker that is away is not a bad file. A folder collector (a real `manage.py
+observer` process) whose Redis is stopped keeps the file and delivers it once Redis is
+back, however many polls that takes; a real worker then stores its call."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from billing.models import Call
+from tests.conftest import free_port, needs, wait_for
+from tests.observers.threecx_cdr import cdr_file, cdr_line
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class OwnRedis:
+    """A Redis server of this test's own, on a free loopback port, that it stops and starts."""
+
+    def __init__(self, folder: Path):
+        self.port, self.folder, self.process = free_port(), folder, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
+                                        capture_output=True, text=True).stdout.strip() == "PONG",
+                 timeout=10)
+
+    def stop(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    needs(shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None,
+          "needs redis-server and redis-cli (package redis-server)")
+    redis = OwnRedis(tmp_path)
+    yield redis
+    redis.stop()
+
+
+def _processes_env(redis: OwnRedis) -> dict:
+    """The environment of the collector and worker processes: this test's database (its
+    rows are committed: a transaction test) and data folder, the test's own Redis."""
+    database = connection.settings_dict
+    return {**os.environ, "CELERY_BROKER_URL": redis.url, "CELERY_RESULT_BACKEND": redis.url,
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}"
+                            f"/{database['NAME']}",
+            "TARISCOPE_DATA_DIR": str(settings.DATA_DIR)}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_file_waits_in_its_folder_while_the_broker_is_away(postgres, own_redis, site, tmp_path):
+    # given a folder profile of the site, its broker stopped
+    folder = tmp_path / "cdr"
+    folder.mkdir()
+    site.profile.settings = {"path": str(folder), "settle_seconds": 0}
+    site.profile.save()
+    env = _processes_env(own_redis)
+    collector = subprocess.Popen(
+        [sys.executable, "manage.py", "observer", "--name", site.profile.name, "--interval", "0.2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "collector.err").open("w"))
+    worker = None
+    try:
+        # when a CDR file arrives, and the collector polls it many more times than the five
+        # failures after which a bad file is set aside
+        (folder / "cdr.log").write_bytes(cdr_file(cdr_line()))
+        log = Path(settings.DATA_DIR) / "logs" / "observer" / f"{site.profile.name}.log"
+        wait_for(lambda: (folder / "failed").exists()
+                 or (log.exists() and log.read_text().count("poll failed") >= 8), timeout=90)
+        # then the file is still waiting in the folder, not set aside in failed/
+        assert (folder / "cdr.log").exists()
+        assert not (folder / "failed").exists()
+        # when the broker is back, with a worker on it
+        own_redis.start()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tariscope", "worker", "--pool", "solo",
+             "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
+             "--without-mingle", "--hostname", f"outage{os.getpid()}@%h"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # then the file is delivered and its call stored, once
+        wait_for(lambda: (folder / "done" / "cdr.log").exists(), timeout=60)
+        wait_for(lambda: Call.objects.exists(), timeout=60)
+        time.sleep(0.5)
+        assert Call.objects.count() == 1
+    finally:
+        for process in (collector, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(20)
