@@ -13,9 +13,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView, exception_handler
 
+from api.logins import FailedLogins, client_address
 from api.models import ApiUser
 from api.params import ParamError, Params
 from api.schema import ERROR
@@ -130,36 +130,11 @@ class ApiView(APIView):
         return Params(self.request)
 
 
-class FailedLoginThrottle(ScopedRateThrottle):
-    """Counts failed logins only (per client address): an integrator that logs in every
-    6 hours is never slowed down, a password guesser soon is."""
-
-    scope_attr = "throttle_scope"
-
-    def get_rate(self):
-        # Read when used rather than when DRF was imported, so a changed setting applies.
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
-
-    def allow_request(self, request, view):
-        self.scope = getattr(view, self.scope_attr, None)
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        self.key = self.get_cache_key(request, view)
-        self.history = self.cache.get(self.key, [])
-        self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
-        return len(self.history) < self.num_requests
-
-    def failure(self) -> None:
-        self.history.insert(0, self.now)
-        self.cache.set(self.key, self.history, self.duration)
-
-
 @extend_schema(
     summary="Get a token (R10.2)", tags=["auth"], request=None,
     description="Parameters may come in the query string, as form fields or in a JSON object; "
-                "names match case-insensitively. Failed logins are throttled per address.",
+                "names match case-insensitively. Failed logins are throttled per account and "
+                "per client address.",
     parameters=[OpenApiParameter("username", str, OpenApiParameter.QUERY, required=True),
                 OpenApiParameter("password", str, OpenApiParameter.QUERY, required=True)],
     responses={
@@ -167,34 +142,33 @@ class FailedLoginThrottle(ScopedRateThrottle):
                                          "expires": serializers.DateTimeField()}),
         400: OpenApiResponse(ERROR, description="username or password is missing."),
         401: OpenApiResponse(ERROR, description="Wrong user name or password."),
-        429: OpenApiResponse(ERROR, description="Too many failed logins from this address."),
+        429: OpenApiResponse(ERROR, description="Too many failed logins of this account or "
+                                                "from this address; Retry-After says when."),
     })
 class AuthView(ApiView):
     """R10.2: `POST /api/auth` with `username` and `password` (JSON, form or query)."""
 
     authentication_classes = []
     permission_classes = []
-    throttle_classes = [FailedLoginThrottle]
-    throttle_scope = "api_auth"
 
     def post(self, request):
         params = self.params()
         name = params.text("username", required=True)
         password = params.text("password", required=True)
+        # Read when used, so that a changed setting applies (API_AUTH_FAILURES_RATE).
+        failures = FailedLogins("api", api_settings.DEFAULT_THROTTLE_RATES["api_auth"])
+        address = client_address(request)
+        wait = failures.retry_after(username=name, address=address)
+        if wait is not None:
+            return Response({"message": f"too many failed logins; try again in {wait} s"},
+                            status=status.HTTP_429_TOO_MANY_REQUESTS,
+                            headers={"Retry-After": str(wait)})
         user = ApiUser.objects.filter(name=name, active=True).first()
         valid = user.check_password(password) if user else check_password(password, _DUMMY_HASH)
         if user is None or not valid:
-            for throttle in self.get_throttles():
-                if isinstance(throttle, FailedLoginThrottle) and hasattr(throttle, "key"):
-                    throttle.failure()
+            failures.failed(username=name, address=address)
             return Response({"message": "wrong user name or password"},
                             status=status.HTTP_401_UNAUTHORIZED,
                             headers={"WWW-Authenticate": "Bearer"})
         token, expires = token_issue(user)
         return Response({"token": token, "expires": expires.isoformat().replace("+00:00", "Z")})
-
-    def get_throttles(self):
-        # The same instances as checked the request, so that failure() records in them.
-        if not hasattr(self, "_throttles"):
-            self._throttles = super().get_throttles()
-        return self._throttles

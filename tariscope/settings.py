@@ -181,6 +181,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # without it each process keeps its own. Never the broker's Redis database: clearing the
 # cache would empty the task queues.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Failed web logins (/accounts/login/), per account and per client address (api/logins.py).
+LOGIN_FAILURES_RATE = env.str("LOGIN_FAILURES_RATE", default="10/min")
 
 # --- Mail (scripts and alerts, R9.3) ----------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
@@ -191,11 +193,18 @@ TARISCOPE_ALERT_EMAIL = env.str("TARISCOPE_ALERT_EMAIL", default="")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST framework ---------------------------------------------------------------------
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+# How many proxies stand in front (each appends to X-Forwarded-For): the client's address
+# is the one the last of them saw. Without BEHIND_PROXY the header is never trusted.
+PROXY_COUNT = env.int("PROXY_COUNT", default=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # Failed logins to /api/auth per client address (api/auth.py, FailedLoginThrottle).
+    # Failed logins to /api/auth, per account and per client address (api/logins.py).
     "DEFAULT_THROTTLE_RATES": {"api_auth": env.str("API_AUTH_FAILURES_RATE", default="10/min")},
+    # DRF's throttles trust X-Forwarded-For only behind the configured proxies.
+    "NUM_PROXIES": PROXY_COUNT if BEHIND_PROXY else 0,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -244,8 +253,7 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SECURE_HTTPS)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool(
-    "BEHIND_PROXY", default=False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 # /health is polled by load balancers over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
 X_FRAME_OPTIONS = "DENY"

@@ -5,11 +5,12 @@ from django.urls import include, path
 
 from billing import views as billing_views
 from tariscope import health
+from tariscope.login import LoginView
 
 urlpatterns = [
     path("", billing_views.home, name="home"),
     path("health", health.health, name="health"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
