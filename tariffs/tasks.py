@@ -4,7 +4,7 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from tariffs.importers.jobs import job_fail, job_run, jobs_cleanup
+from tariffs.importers.jobs import JobBusy, job_fail, job_run, jobs_cleanup
 
 
 class TariffImportFailed(Exception):
@@ -13,15 +13,23 @@ class TariffImportFailed(Exception):
     failed too (result backend, logs, monitoring)."""
 
 
-@shared_task(name="tariffs.import_file", acks_late=True)
-def tariffs_import_file(job_id: str, source: str, sheet: str | None, mapping: dict,
+# How often a redelivered import looks whether its first run is still going.
+BUSY_RETRY_SECONDS = 30
+
+
+@shared_task(name="tariffs.import_file", acks_late=True, bind=True, max_retries=None)
+def tariffs_import_file(self, job_id: str, source: str, sheet: str | None, mapping: dict,
                         options: dict) -> dict:
     """R5.2 step 5 for a large file: the wizard's import, in a worker. Redelivered after
-    success it does not import twice (job_run returns the first outcome). The outcome,
-    with every rejected row, stays in the job's folder, not in the result backend."""
+    success it does not import twice (job_run returns the first outcome); redelivered while
+    the first run goes on (an import longer than the broker's visibility timeout) it waits
+    for it and then returns its outcome. The outcome, with every rejected row, stays in the
+    job's folder, not in the result backend."""
     try:
         outcome = job_run(job_id=job_id, source=source, sheet=sheet, mapping=mapping,
                           options=options)
+    except JobBusy as exc:
+        raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
     except Exception as exc:
         # Without this the job would stay `running`: the progress page waiting for ever (no
         # result backend to tell), the cleanup keeping it, Cancel refused.

@@ -156,6 +156,18 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task whose worker died (kill -9, the machine lost) stays unacknowledged in Redis: it is
+# given to another worker once it has been so for CELERY_VISIBILITY_TIMEOUT seconds, and the
+# workers look for such tasks every CELERY_RESTORE_INTERVAL seconds (kombu's default, an
+# hour and about 100 s, would leave its calls waiting for an hour). So a killed worker's
+# work is done again within their sum, 190 s by default. The timeout must exceed the
+# longest task: a task still running then is given to a second worker as well (the
+# processing task is idempotent; a tariff import waits for the first: tariffs/tasks.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=180),
+    "unacked_restore_interval": env.int("CELERY_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,  # every sweep looks (kombu's default: every tenth)
+}
 # Celery's Django fix-up closes the database connection after every task unless this is
 # set: a new connection per delivery cost a worker a fifth of its time on small batches.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)

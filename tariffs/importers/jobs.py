@@ -11,11 +11,14 @@ a `running` one once its process has been silent that long (and at least an hour
 was killed, and its transaction rolled back.
 """
 import datetime
+import fcntl
 import json
 import logging
+import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -122,6 +125,26 @@ def job_discard(job_id: str) -> None:
     shutil.rmtree(job_dir(job_id), ignore_errors=True)
 
 
+class JobBusy(Exception):
+    """The job is being run by another process: a redelivered task whose first run goes on
+    (its worker was thought dead, or the broker's visibility timeout passed while it ran)."""
+
+
+@contextmanager
+def _job_exclusive(folder: Path):
+    """One run of a job at a time, across the worker processes of this host. The lock is
+    taken on the job's folder itself: no lock file to leave behind or race to remove."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobBusy(f"import {folder.name} is running in another process") from None
+        yield
+    finally:
+        os.close(descriptor)  # (closing releases the lock)
+
+
 def job_run(*, job_id: str, source: str, sheet: str | None, mapping: dict[str, str],
             options: dict) -> dict:
     """R5.2 step 5: `tariffs_import` on the job's upload; the outcome is written next to
@@ -130,11 +153,18 @@ def job_run(*, job_id: str, source: str, sheet: str | None, mapping: dict[str, s
     and the import tried again (`"retry": true`; false when the upload itself is gone).
     Run a second time after success (a redelivered task) it returns the first outcome
     instead of importing again; run after its folder was removed (cancelled, cleaned up)
-    it does nothing."""
+    it does nothing; run while another run goes on it raises JobBusy."""
     folder = job_dir(job_id)
     if not folder.is_dir():
         return {"ok": False, "retry": False,
                 "error": "the import was cancelled or removed before it could run"}
+    with _job_exclusive(folder):
+        return _job_run_alone(job_id=job_id, folder=folder, source=source, sheet=sheet,
+                              mapping=mapping, options=options)
+
+
+def _job_run_alone(*, job_id: str, folder: Path, source: str, sheet: str | None,
+                   mapping: dict[str, str], options: dict) -> dict:
     done = job_outcome(job_id)
     if done is not None and done["ok"]:
         return done

@@ -2,6 +2,7 @@
 wizards left unfinished by `manage.py import_cleanup` and the hourly beat task; an import
 that fails in a Celery worker is reported as failed and writes nothing."""
 import csv
+import fcntl
 import io
 import json
 import os
@@ -435,3 +436,34 @@ def test_with_a_broker_an_import_the_database_refuses_fails_and_writes_nothing(
     assert PhoneCode.objects.count() == 6 and Operator.objects.get().name == "Kyivstar"
     # and then the upload is gone
     assert [p.name for p in job_dir(import_id).iterdir()] == ["outcome.json"]
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_task_redelivered_while_its_import_runs_waits_for_it_and_imports_once(
+        broker_importer, pipeline_worker, monkeypatch):
+    # given an import whose first run is still going in another process (its folder held, as
+    # job_run holds it), and a second delivery of its task (the broker's visibility timeout
+    # passed while the first ran)
+    monkeypatch.setattr("tariffs.tasks.BUSY_RETRY_SECONDS", 1)
+    client = broker_importer
+    import_id = to_options(client)
+    first_run = os.open(job_dir(import_id), os.O_RDONLY)
+    fcntl.flock(first_run, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert client.post(step("options", import_id), NEW_OPERATOR).url == step("progress",
+                                                                                import_id)
+        result = tariffs_import_file.AsyncResult(client.session["tariff_imports"][import_id]["task_id"])
+        # when the second delivery reaches a worker
+        wait_for(lambda: result.state == "RETRY")
+        time.sleep(2.5)  # two more looks while the first run goes on
+        # then it neither imports nor marks the job failed: it waits
+        assert result.state == "RETRY"
+        assert table_counts() == (0, 0, 0, 0, 0)
+        assert job_status(import_id) != "failed"
+    finally:
+        os.close(first_run)  # the first run ends (here: without an outcome)
+    # and once the first run is over, the waiting delivery runs the import, once
+    assert wait_for(lambda: result.state in ("SUCCESS", "FAILURE"), timeout=60)
+    assert result.state == "SUCCESS", result.result
+    assert PhoneCode.objects.count() == 6

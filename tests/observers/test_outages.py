@@ -105,3 +105,68 @@ def test_a_file_waits_in_its_folder_while_the_broker_is_away(postgres, own_redis
             if process is not None:
                 process.terminate()
                 process.wait(20)
+
+
+def _start_worker(env: dict, name: str) -> subprocess.Popen:
+    """A real Celery worker (prefork, two processes) in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tariscope", "worker", "--pool", "prefork",
+         "--concurrency", "2", "--loglevel", "WARNING", "--without-heartbeat",
+         "--without-gossip", "--without-mingle", "--hostname", f"{name}{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_work_of_a_killed_worker_is_done_again_by_another(postgres, own_redis, site):
+    # given a broker and a worker, configured to give a dead worker's tasks to another after
+    # 3 s unacknowledged, looked for every second (in production: 180 s and 10 s)
+    import psycopg2
+
+    own_redis.start()
+    env = {**_processes_env(own_redis), "CELERY_VISIBILITY_TIMEOUT": "3",
+           "CELERY_RESTORE_INTERVAL": "1"}
+    locker = psycopg2.connect(**connection.get_connection_params())
+    workers = []
+    try:
+        # and the call table locked, so that a worker storing a call waits in the middle
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLE billing_call IN SHARE ROW EXCLUSIVE MODE")
+        workers.append(_start_worker(env, "doomed"))
+        # when a collector on another process delivers a CDR line
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             "from observers.models import ObserverProfile; from observers.delivery import "
+             "profile_deliver; profile_deliver(profile=ObserverProfile.objects.get(pk="
+             f"{site.profile.pk}), data={cdr_file(cdr_line())!r}, source_name='cdr.log', "
+             "keep_result=False)"],
+            cwd=ROOT, env=env, check=True, capture_output=True)
+
+        def storing():
+            with locker.cursor() as cursor:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND wait_event_type = 'Lock' "
+                               "AND pid <> pg_backend_pid()")
+                return cursor.fetchone()[0]
+
+        # and its worker is killed (kill -9, every process of it) while storing the call
+        wait_for(storing, timeout=60)
+        os.killpg(workers[0].pid, 9)
+        workers[0].wait(10)
+        locker.rollback()  # the lock is released; the killed worker never acknowledged
+        began = time.monotonic()
+        workers.append(_start_worker(env, "heir"))
+        # then another worker stores the call, once, within the timeout and a sweep or two
+        wait_for(lambda: Call.objects.exists(), timeout=60)
+        waited = time.monotonic() - began
+        time.sleep(1)
+        assert Call.objects.count() == 1
+        assert waited < 30
+    finally:
+        locker.close()
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, 15)
+                worker.wait(20)
