@@ -204,6 +204,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tariscope@localhost"
 TARISCOPE_ALERT_EMAIL = env.str("TARISCOPE_ALERT_EMAIL", default="")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Health ----------------------------------------------------------------------------
+# A monitor sending `Authorization: Bearer <HEALTH_TOKEN>` to /health gets the details
+# (observers and their counters) that otherwise only a logged-in user sees; empty: none.
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
+
 # --- REST framework ---------------------------------------------------------------------
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 # How many proxies stand in front (each appends to X-Forwarded-For): the client's address

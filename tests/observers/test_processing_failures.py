@@ -103,10 +103,10 @@ def test_a_piece_that_cannot_be_processed_fails_at_once_and_is_shown(
     assert [(p["profile"], p["source"]) for event, p in events
             if event == Event.PROCESSING_FAILED] == [(site.profile.name, "cdr.log")]
     assert "processing failed" in site.profile.log_path.read_text()
-    # and /health and the Observers page show it
+    # and /health (to a logged-in user) and the Observers page show it
+    client.force_login(User.objects.create_user("operator", password="pw-operator-1"))
     health = client.get("/health").json()
     shown = next(o for o in health["observers"] if o["name"] == site.profile.name)
     assert shown["failures_total"] == 1 and shown["last_failure"].startswith("FileNotFoundError")
-    client.force_login(User.objects.create_user("operator", password="pw-operator-1"))
     page = client.get("/observers/").content.decode()
     assert 'title="' in page and "FileNotFoundError" in page and "reprocess" in page
