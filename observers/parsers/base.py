@@ -46,6 +46,10 @@ EARLIEST = datetime(1990, 1, 1)
 
 
 # A day of slack for "in the future": the CDR's zone may be ahead of this server's.
+# A NUL or another control character, or text that was bytes no decoder could read (U+FFFD,
+# lone surrogates): no telephone number holds one, and a number made of its digits would
+# be priced (R12.2).
+_NOT_NUMBER_TEXT = re.compile("[\x00-\x1f\x7f\ufffd\ud800-\udfff]")
 _SLACK = timedelta(days=1)
 _latest = [0.0, EARLIEST]  # (time.time(), local now + slack) at the last look at the clock
 
@@ -71,6 +75,11 @@ def check_record(record: CallRecord, *, now: datetime | None = None) -> CallReco
             value = getattr(record, name)
             if len(value) > limit:
                 raise ParseError(f"{name} is {len(value)} characters long, more than {limit}")
+    for name in ("extension", "dialled"):
+        value = getattr(record, name)
+        if _NOT_NUMBER_TEXT.search(value):
+            raise ParseError(f"{name} {value!r} holds a control character or bytes that are "
+                             "not text: not a telephone number")
     if not 0 <= record.duration <= MAX_DURATION:
         raise ParseError(f"duration {record.duration} s is out of range")
     start = record.start

@@ -142,8 +142,12 @@ def _received(value: str) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _number(value: str) -> str:
-    """A number as recorded; the user part of a SIP or tel URI."""
+def _number(value: str, name: str = "number") -> str:
+    """A number as recorded; the user part of a SIP or tel URI. The RADIUS source writes a
+    value that is not UTF-8 text as its bytes in hex (`0x…`): not a number."""
+    if value.startswith("0x") and len(value) > 2:
+        raise ParseError(f"{name} is not text (bytes that are not UTF-8: {value[:40]}): not a "
+                         "telephone number")
     value = value.strip().strip("<>")
     match = _URI.match(value)
     return match.group(1) if match else value
@@ -217,11 +221,12 @@ def parse_record(record: Mapping) -> CallRecord | None:
         start = event - timedelta(seconds=duration)
     answered = duration > 0 or cisco_connect is not None or net_connect is not None
 
-    called = _number(a.get("Called-Station-Id") or a.get("NET-Called-Number"))
+    called = _number(a.get("Called-Station-Id") or a.get("NET-Called-Number"), "the called number")
     if not called:
         raise ParseError("no Called-Station-Id (nor NET-Called-Number): a call needs the "
                          "called number")
-    calling = _number(a.get("Calling-Station-Id") or a.get("NET-Calling-Number"))
+    calling = _number(a.get("Calling-Station-Id") or a.get("NET-Calling-Number"),
+                      "the calling number")
     key = f"{nas}|{kind}|{call_id}"
     if not answered:
         session = a.get("Acct-Session-Id")

@@ -316,3 +316,17 @@ def test_arbitrary_attribute_values_never_raise(changes, from_ribbon):
     # then parsing gives a call, a reject, or nothing: never an exception
     for item in parse(data(record)):
         assert isinstance(item, CallRecord | Reject)
+
+
+@pytest.mark.parametrize(("called", "reason"), [
+    ("044\x001234567", "holds a control character or bytes that are not text"),
+    ("0x3044ff1234", "the called number is not text (bytes that are not UTF-8"),
+])
+def test_a_called_number_that_is_not_text_is_rejected_not_priced(called, reason):
+    # given a Stop whose Called-Station-Id holds a NUL, or bytes that are not UTF-8 (which
+    # the RADIUS source writes as their hex)
+    # when it is parsed
+    records, rejects = parsed(data({**ORIGINATE, "Called-Station-Id": called}))
+    # then it is a reject with the reason, not a call to the digits it happens to hold
+    assert records == []
+    assert [reason in reject.reason for reject in rejects] == [True]
