@@ -105,6 +105,12 @@ RECEIVE_BUFFER = 8 * 1024 * 1024
 CACHE_MAX = 500_000
 # A repeated drop (same reason, same address) is logged at most once in this many seconds.
 DROP_LOG_INTERVAL = 10.0
+# Drops are also summed up once in this many seconds, at the profile's least detailed level
+# ("Status", observers.logs.STATUS), so that an attack shows in the log at the default level.
+DROP_SUMMARY_SECONDS = 60.0
+STATUS_LEVEL = logging.WARNING + 5
+_DROP_WORDS = {"authenticator": "with a wrong secret or corrupt", "unknown": "from unknown clients",
+               "malformed": "malformed"}
 POLL_SECONDS = 0.2
 # Seconds between attempts to bind a port that is taken: 1 s, doubling, up to a minute.
 MIN_BACK_OFF, MAX_BACK_OFF = 1.0, 60.0
@@ -370,6 +376,9 @@ class RadiusSource:
         self._decoding = threading.Event()  # the receiving thread is handling a batch
         self._peers: set[str] = set()
         self._drop_logged: dict[tuple, list] = {}
+        # (reason, address) -> drops since the last summary; when the summary is due.
+        self._drop_window: dict[tuple, int] = {}
+        self._drop_summary_at = time.monotonic() + DROP_SUMMARY_SECONDS
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -423,6 +432,7 @@ class RadiusSource:
             while not stop.is_set():
                 readable, _, _ = select.select([sock], [], [], POLL_SECONDS)
                 self._purge_cache(time.monotonic())
+                self._drops_summarize(time.monotonic())
                 if not readable:
                     continue
                 batch = []
@@ -653,9 +663,35 @@ class RadiusSource:
         except Exception:  # an event handler must never stop collection (R9.3)
             self.log.exception("event %s for %s failed", event, ip)
 
+    def _drops_summarize(self, now: float) -> None:
+        """Once per DROP_SUMMARY_SECONDS, one line at the Status level with the drops since the
+        last one, by reason and with the addresses that sent the most."""
+        if now < self._drop_summary_at:
+            return
+        self._drop_summary_at = now + DROP_SUMMARY_SECONDS
+        window, self._drop_window = self._drop_window, {}
+        if not window:
+            return
+        by_reason: dict[str, int] = {}
+        by_sender: dict[str, int] = {}
+        for (reason, ip), count in window.items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
+            by_sender[ip] = by_sender.get(ip, 0) + count
+        senders = sorted(by_sender.items(), key=lambda item: -item[1])[:5]
+        self.log.log(STATUS_LEVEL, "%d packet(s) dropped in the last %g s: %s; most from %s",
+                     sum(by_reason.values()), DROP_SUMMARY_SECONDS,
+                     ", ".join(f"{count} {_DROP_WORDS.get(reason, reason)}"
+                               for reason, count in sorted(by_reason.items())),
+                     ", ".join(f"{ip} ({count})" for ip, count in senders))
+
     def _log_drop(self, reason: str, ip: str, message: str, *args) -> None:
         """Log a dropped packet, at most once per DROP_LOG_INTERVAL for the same reason and
-        address (a flood of bad packets must not flood the profile's log)."""
+        address (a flood of bad packets must not flood the profile's log); count it for the
+        summary."""
+        key = (reason, ip)
+        if key not in self._drop_window and len(self._drop_window) >= 10_000:
+            key = (reason, "other addresses")  # spoofed sources must not grow it forever
+        self._drop_window[key] = self._drop_window.get(key, 0) + 1
         now = time.monotonic()
         state = self._drop_logged.get((reason, ip))
         if state is not None and now - state[0] < DROP_LOG_INTERVAL:

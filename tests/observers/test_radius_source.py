@@ -4,6 +4,7 @@ radclient cannot send. No database except the last test: `deliver` collects byte
 import hashlib
 import json
 import logging
+import re
 import shutil
 import socket
 import struct
@@ -20,7 +21,7 @@ from observers.parsers import radius as radius_parser
 from observers.parsers.base import CallRecord
 from observers.pipeline import profile_ingest
 from observers.sources.radius import RadiusSource, radius_dictionary
-from tests.conftest import needs
+from tests.conftest import needs, wait_for
 from tests.factories import DeviceFactory, ObserverProfileFactory
 from tests.observers.helpers import Deliveries, Events, running, serving
 
@@ -503,3 +504,34 @@ def test_radclient_legs_delivered_twice_are_stored_as_one_call():
     call = Call.objects.get()
     assert (call.source_key, call.duration, call.dialled) == (EXPECTED_CALL.source_key, 61,
                                                               "0441234567")
+
+
+def test_drops_are_summed_up_at_the_default_log_level(caplog, monkeypatch):
+    # given a source that sums up its drops every half second
+    from observers.logs import STATUS
+    from observers.sources import radius as radius_module
+
+    assert radius_module.STATUS_LEVEL == STATUS  # the profile's default, least detailed level
+    monkeypatch.setattr(radius_module, "DROP_SUMMARY_SECONDS", 0.5)
+    deliver = Deliveries()
+    with serving(radius_source(deliver), within=5) as source, gateway(timeout=0.2) as sock, \
+            caplog.at_level(STATUS, logger=LOGGER):
+        # when a peer sends twelve Stops signed with another secret, and three cut short
+        for _ in range(12):
+            exchange(sock, source, request(ORIGINATE_LEG, secret="wrong"))
+        for _ in range(3):
+            exchange(sock, source, _cut(request(ORIGINATE_LEG)))
+        wait_for(lambda: sum(_dropped(r) for r in caplog.records) == 15, timeout=5)
+    # then lines at the Status level count them by reason, naming the sender
+    summaries = [r for r in caplog.records if "dropped in the last" in r.getMessage()]
+    assert {r.levelno for r in summaries} == {STATUS}
+    assert re.fullmatch(r"\d+ packet\(s\) dropped in the last 0.5 s: (\d+ with a wrong secret or "
+                        r"corrupt)?(, )?(\d+ malformed)?; most from 127.0.0.1 \(\d+\)",
+                        summaries[0].getMessage())
+    assert len(deliver.attempts) == 0
+
+
+def _dropped(record) -> int:
+    """The number of drops a summary line counts (0 for other lines)."""
+    message = record.getMessage()
+    return int(message.split(" ", 1)[0]) if "dropped in the last" in message else 0
