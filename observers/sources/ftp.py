@@ -23,6 +23,7 @@ from pathlib import Path
 
 from OpenSSL import SSL
 from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
@@ -152,6 +153,17 @@ def _hidden(name: str) -> bool:
 
 
 # --- FTP server ----------------------------------------------------------------------------
+
+
+class _HomeFilesystem(AbstractedFS):
+    """The FTP user's view of the home: the source's own `done/` and `failed/`, where the
+    user may do nothing anyway, are not listed in it."""
+
+    def listdir(self, path):
+        names = super().listdir(path)
+        if os.path.realpath(path) == os.path.realpath(self.root):
+            names = [name for name in names if name not in (DONE, FAILED)]
+        return names
 
 
 class _Authorizer(DummyAuthorizer):
@@ -467,6 +479,7 @@ class FtpServerSource:
             Handler.tls_control_required = self.tls_required
             Handler.tls_data_required = self.tls_required
         Handler.source = self
+        Handler.abstracted_fs = _HomeFilesystem
         Handler.authorizer = authorizer
         Handler.banner = self.banner
         Handler.max_login_attempts = self.max_login_attempts

@@ -82,6 +82,27 @@ def test_upload_is_delivered_once_when_complete_and_moved_to_done(tmp_path):
     assert files_in(source.home) == [f"done/{CUCM_NAME}"]
 
 
+def test_the_home_lists_the_pbxs_files_but_not_the_sources_own_folders(tmp_path):
+    # given our FTP server, with a file delivered (in done/) and one set aside (in failed/)
+    source = server_source(tmp_path)
+    with serving(source):
+        (source.home / "done" / "old.cdr").write_bytes(CUCM_CDR)
+        (source.home / "failed" / "bad.cdr").write_bytes(b"x")
+        ftp = login(source)
+        # when the PBX lists its home, by NLST, LIST and MLSD
+        names = ftp.nlst()
+        listing = []
+        ftp.retrlines("LIST", listing.append)
+        entries = [name for name, _ in ftp.mlsd()]
+        # then done/ and failed/ are not there, and cannot be entered either
+        with pytest.raises(ftplib.error_perm):
+            ftp.nlst("done")
+        ftp.quit()
+    assert "done" not in names and "failed" not in names
+    assert not any(line.endswith((" done", " failed")) for line in listing)
+    assert "done" not in entries and "failed" not in entries
+
+
 def test_lftp_upload_is_delivered_once(tmp_path):
     needs(shutil.which("lftp") is not None, "needs lftp (package lftp)")
     # given our FTP server and a CDR file on the "PBX"
