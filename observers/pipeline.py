@@ -7,7 +7,10 @@ the records that could not be parsed (R2.7).
 path of `ingest` (`profile_ingest`) and `reprocess` all call it the same way. How a
 delivery reaches it, through a broker or in this process, is observers.delivery's affair.
 """
+import zoneinfo
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import date, timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -84,13 +87,17 @@ def charges_update(*, stored: StoreResult) -> None:
 
 
 def piece_process(*, profile: ObserverProfile, data: bytes, source_name: str = "",
-                  lines_before: int = 0) -> IngestSummary:
+                  lines_before: int = 0,
+                  keep: Callable[[CallRecord], bool] | None = None) -> IngestSummary:
     """R2.7, R3, R4, R7.1: parse archived bytes, then store their rejects and calls and rebuild
     the charges they change, in one transaction. Safe to repeat. `lines_before`: the lines
     of the same file before `data` (a piece of a large delivery), so that rejects carry
-    their line numbers in the file."""
+    their line numbers in the file. `keep`: only the records it accepts are stored (and
+    counted), as `reprocess` by call dates wants."""
     log = profile_logger(profile)
     records, rejects = records_parse(profile=profile, data=data, lines_before=lines_before)
+    if keep is not None:
+        records = [record for record in records if keep(record)]
     for reject in rejects:
         log.warning("%s line %s rejected: %s", source_name, reject.line_number, reject.reason)
     with transaction.atomic():
@@ -134,13 +141,31 @@ def profile_ingest(*, profile: ObserverProfile, data: bytes, source_name: str = 
     return piece_process(profile=profile, data=data, source_name=source_name)
 
 
-def profile_reprocess(*, profile: ObserverProfile, date_from, date_to) -> IngestSummary:
+def profile_reprocess(*, profile: ObserverProfile, date_from: date, date_to: date,
+                      by_call_date: bool = False, late_days: int = 31) -> IngestSummary:
     """R2.4: parse the raw archive of a period again; calls already stored are skipped, so
-    only what was lost (or rejected before a parser fix) is added."""
+    only what was lost (or rejected before a parser fix) is added.
+
+    The archive is kept by the day the data was received: by default the period picks the
+    archive files received in it. With `by_call_date` it is a period of the calls' start
+    days (in the device's zone): the files received from its first day up to `late_days`
+    after its last are read (records arrive late: a November call collected on 1 December),
+    and only the calls that started in the period are stored."""
+    keep = None
+    until = date_to
+    if by_call_date:
+        zone = zoneinfo.ZoneInfo(profile.device.timezone)
+        until = date_to + timedelta(days=late_days)
+
+        def keep(record: CallRecord) -> bool:
+            start = record.start
+            day = (start.astimezone(zone) if start.tzinfo else start).date()
+            return date_from <= day <= date_to
     total = IngestSummary()
-    for path in archive_files(profile.archive_path, profile.name, date_from, date_to):
+    for path in archive_files(profile.archive_path, profile.name, date_from, until):
         for piece in read_in_chunks(path):
-            total.add(piece_process(profile=profile, data=piece, source_name=f"archive:{path.name}"))
+            total.add(piece_process(profile=profile, data=piece, source_name=f"archive:{path.name}",
+                                    keep=keep))
     return total
 
 

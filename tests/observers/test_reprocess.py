@@ -66,3 +66,47 @@ def test_reprocess_restores_lost_calls_and_doubles_none(db):
                                             "rejected": 0}
     assert json.loads(second.getvalue())["calls"] == 0
     assert Call.objects.count() == 2
+
+
+def _november_calls_received_in_december(profile):
+    """The month archive of December holding a call of 30 November (collected late, on 1
+    December) and one of 1 December."""
+    profile.archive_path.mkdir(parents=True, exist_ok=True)
+    (profile.archive_path / f"{profile.name}_2024-12.cdr").write_bytes(cdr_file(
+        cdr_line(historyid="Call 11", time_start="2024/11/30 23:50:00",
+                 time_answered="2024/11/30 23:50:05", time_end="2024/11/30 23:51:06"),
+        cdr_line(historyid="Call 12", time_start="2024/12/01 00:10:00",
+                 time_answered="2024/12/01 00:10:05", time_end="2024/12/01 00:11:06")))
+
+
+def test_by_default_the_period_is_of_the_days_the_data_was_received(db):
+    # given November's last call collected on 1 December
+    profile = ObserverProfileFactory(name="Arch2")
+    _november_calls_received_in_december(profile)
+    # when November is reprocessed
+    out = StringIO()
+    call_command("reprocess", "--profile", "Arch2", "--from", "2024-11-01", "--to", "2024-11-30",
+                 stdout=out)
+    # then nothing is found: the archive of November's days holds nothing
+    assert json.loads(out.getvalue())["received"] == 0
+    assert not Call.objects.exists()
+
+
+def test_with_call_dates_the_period_is_of_the_calls_and_late_files_are_read(db):
+    # given November's last call collected on 1 December, beside a call of December
+    profile = ObserverProfileFactory(name="Arch3")
+    _november_calls_received_in_december(profile)
+    # when November's calls are reprocessed
+    out = StringIO()
+    call_command("reprocess", "--profile", "Arch3", "--from", "2024-11-01", "--to", "2024-11-30",
+                 "--call-dates", stdout=out)
+    # then the November call is stored, and December's is left to its own period
+    assert json.loads(out.getvalue()) == {"received": 1, "calls": 1, "duplicates": 0,
+                                          "rejected": 0}
+    assert [c.source_key.split("|")[0] for c in Call.objects.all()] == ["Call 11"]
+    # and with no days allowed for late records, the December file is not read
+    Call.objects.all().delete()
+    out = StringIO()
+    call_command("reprocess", "--profile", "Arch3", "--from", "2024-11-01", "--to", "2024-11-30",
+                 "--call-dates", "--late-days", "0", stdout=out)
+    assert json.loads(out.getvalue())["received"] == 0
