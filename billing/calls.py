@@ -136,6 +136,8 @@ class CallBuilder:
                 kind == Kind.EXTENSION and record.direction != Direction.INCOMING):
             v["direction"] = Direction.INTERNAL
             v["rating_note"] = "internal call: not rated"
+        elif kind == Kind.NOT_A_NUMBER:
+            v["rating_note"] = "not a telephone number (letters or signs no number has): not rated"
         elif kind == Kind.SERVICE:
             # Short national numbers: matching them against international codes would
             # price 112 as a call to the USA.

@@ -10,6 +10,10 @@ from functools import cached_property
 from tariffs.choices import CallType, Direction
 
 _NON_DIGITS = re.compile(r"\D")
+# What a number may be written with: digits, the keypad's * and #, a leading +, and the
+# separators people and PBXs put between digit groups. Anything else (letters, =, |, !) is
+# no number, and its digits must not be priced as one: `=1+cmd|' /C calc'!A0` is not 10.
+_DIALLED = re.compile(r"[0-9*#+\s().\-/]*")
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,8 @@ def split_auth_code(dialled: str, plan: DialPlan) -> tuple[str, str]:
     the access code; or after it). Separators such as `#` or `*` are dropped with it."""
     length = plan.auth_code_length
     raw = (dialled or "").strip()
-    if not plan.auth_code_position or not length:
-        return raw, ""
+    if not plan.auth_code_position or not length or not _DIALLED.fullmatch(raw):
+        return raw, ""  # (not a number at all: parse_number says so)
     plus = "+" if raw.startswith("+") else ""
     number = digits_of(raw)
     if plan.auth_code_position == "before":
@@ -92,6 +96,7 @@ class Kind:
     EXTENSION = "extension"
     SERVICE = "service"
     EXTERNAL = "external"
+    NOT_A_NUMBER = "not a number"  # letters or signs no telephone number has
 
 
 def parse_number(dialled: str, plan: DialPlan,
@@ -104,7 +109,12 @@ def parse_number(dialled: str, plan: DialPlan,
     everything else is external.
     """
     raw = (dialled or "").strip()
-    number = raw if raw.isdigit() and raw.isascii() else digits_of(raw)
+    if raw.isdigit() and raw.isascii():
+        number = raw
+    elif _DIALLED.fullmatch(raw):
+        number = digits_of(raw)
+    else:
+        return "", Kind.NOT_A_NUMBER
     if not number:
         return "", Kind.EXTERNAL
     if raw.startswith("+"):
@@ -145,6 +155,8 @@ def classify(
         return CallType.INCOMING
     if direction == Direction.INTERNAL or kind == Kind.EXTENSION:
         return CallType.INTERNAL
+    if kind == Kind.NOT_A_NUMBER:
+        return CallType.UNKNOWN
     if kind == Kind.SERVICE:
         return CallType.SERVICE
     if code_call_type is not None:

@@ -38,3 +38,15 @@ def test_direction_is_decided_by_which_ends_are_extensions(device, caller, calle
     assert (call.direction, call.extension, call.dialled) == (direction, extension, dialled)
     assert (call.route.name if call.route else "") == (trunk if direction != Direction.INTERNAL
                                                        else "")
+
+
+def test_a_dialled_field_that_is_no_number_is_not_priced(site):
+    # given the site's carrier pricing Kyiv (38044) at 0.50/min, and a record whose dialled
+    # "number" is a spreadsheet formula whose digits, 10, would make a Kyiv number
+    hostile = call_record("x", datetime(2024, 6, 17, 10), "=1+cmd|' /C calc'!A0", 60)
+    # when it is built into a call
+    call = CallBuilder(site.device).build(hostile)
+    # then it is kept as dialled, not normalised, not priced, and says why
+    assert (call.dialled, call.normalized, call.cost) == ("=1+cmd|' /C calc'!A0", "", None)
+    assert call.call_type == 0  # unknown
+    assert call.rating_note.startswith("not a telephone number")

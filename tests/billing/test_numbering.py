@@ -349,3 +349,26 @@ def test_split_auth_code_loses_no_digit(plan, dialled):
     else:
         access = plan.access_code if digits.startswith(plan.access_code) else ""
         assert access + code + digits_of(number)[len(access):] == digits
+
+
+@pytest.mark.parametrize("dialled", [
+    "=1+cmd|' /C calc'!A0", '=HYPERLINK("http://evil.example/?x=1","44")', "0441234567abc",
+    "@SUM(1+1)", "s",
+])
+def test_text_that_is_no_number_is_not_made_into_one(dialled):
+    # given what a CDR field may hold that no telephone number does
+    # when it is parsed as a dialled number
+    # then it is not a number: no digits of it are put together into one to be priced
+    assert parse_number(dialled, KYIV) == ("", Kind.NOT_A_NUMBER)
+    assert classify(direction=Direction.OUTGOING, normalized="", plan=KYIV, code_call_type=None,
+                    kind=Kind.NOT_A_NUMBER) == CallType.UNKNOWN
+
+
+@pytest.mark.parametrize(("dialled", "expected"), [
+    ("+380 (44) 123-45-67", "380441234567"),
+    ("9 044 123.45.67", "380441234567"),
+    ("+380-44-123-45-67", "380441234567"),
+])
+def test_numbers_written_with_separators_are_still_numbers(dialled, expected):
+    # given numbers as people and PBXs write them; when normalised; then their digits count
+    assert parse_number(dialled, KYIV)[0] == expected
