@@ -11,6 +11,7 @@ import ftplib
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from observers.sources.keys import (
     SECONDS,
     TEXT,
     Setting,
+    schema_list,
     settings_with_defaults,
 )
 
@@ -166,6 +168,23 @@ class _HomeFilesystem(AbstractedFS):
         return names
 
 
+class _Server(FTPServer):
+    """pyftpdlib's server, whose per-address limit does not apply to the PBX's addresses
+    (`unlimited`): a PBX behind NAT may open many sessions."""
+
+    unlimited: Callable[[str], bool] = staticmethod(lambda ip: False)
+
+    def handle_accepted(self, sock, addr):
+        if not self.unlimited(addr[0]):
+            return super().handle_accepted(sock, addr)
+        # The loop is one thread: the limit is lifted for this one connection only.
+        limit, self.max_cons_per_ip = self.max_cons_per_ip, 0
+        try:
+            return super().handle_accepted(sock, addr)
+        finally:
+            self.max_cons_per_ip = limit
+
+
 class _Authorizer(DummyAuthorizer):
     """The one profile user; the password compared in constant time."""
 
@@ -218,6 +237,20 @@ class _UploadHandler(FTPHandler):
     def peer(self) -> str:
         return f"{self.remote_ip}:{self.remote_port}"
 
+    def handle(self):
+        """A new connection: refused (421) when it would take one of the slots kept for the
+        PBX's addresses. (Before login it may idle `login_timeout` seconds: the class's
+        `timeout`, which pyftpdlib's first idle timer uses.)"""
+        source = self.source
+        if source.pbx_networks and source.reserved_slots and not source.is_pbx(self.remote_ip) and (
+                len(self.ioloop.socket_map) > self.server.max_cons - source.reserved_slots):
+            self.respond_w_warning("421 Too many connections. Service temporarily unavailable.")
+            source.log.warning("FTP connection from %s refused: the free slots are kept for "
+                               "the PBX", self.peer)
+            self.close()
+            return
+        super().handle()
+
     def on_connect(self):
         self.source._session_opened(self)
 
@@ -229,6 +262,13 @@ class _UploadHandler(FTPHandler):
         self.source._session_closed(self)
 
     def on_login(self, username):
+        # Logged in: pyftpdlib's usual idle timeout from now on. pyftpdlib re-arms its idle
+        # timer with the delay it was made with and has no call to change it: make it anew.
+        self.timeout = FTPHandler.timeout
+        if self._idler is not None and not self._idler.cancelled:
+            self._idler.cancel()
+        self._idler = self.ioloop.call_later(self.timeout, self.handle_timeout,
+                                             _errback=self.handle_error)
         self.source.log.info("FTP login of %r from %s", username, self.peer)
 
     def on_login_failed(self, username, password):
@@ -387,6 +427,18 @@ class FtpServerSource:
                 "certfile)"),
         Setting("tls_required", FLAG, "FTPS: no login and no data connection without TLS",
                 default=True),
+        # One client must not take every slot (700 idle connections from one address made
+        # the PBX's own upload fail with 421).
+        Setting("max_connections", COUNT, "connections served at once", default=64),
+        Setting("max_connections_per_address", COUNT, "connections from one address at once "
+                "(the PBX's addresses excepted)", default=5),
+        Setting("login_timeout", SECONDS, "how long a connection may wait before it logs in",
+                default=15),
+        Setting("pbx_addresses", schema_list({"type": "string", "minLength": 1, "maxLength": 253}),
+                "the PBX's addresses or networks: no per-address limit for them, and "
+                "`reserved_slots` of the connections are kept for them"),
+        Setting("reserved_slots", {"type": "integer", "minimum": 0},
+                "connections only the PBX's addresses may take (with pbx_addresses)", default=4),
         PARSER,
     )
 
@@ -409,6 +461,15 @@ class FtpServerSource:
         self.max_login_attempts = int(settings["max_login_attempts"])
         self.auth_failed_delay = float(settings["auth_failed_delay"])
         self.sweep_interval = float(settings["sweep_interval"])
+        self.max_connections = int(settings["max_connections"])
+        self.max_connections_per_address = int(settings["max_connections_per_address"])
+        self.login_timeout = float(settings["login_timeout"])
+        try:
+            self.pbx_networks = tuple(ipaddress.ip_network(address, strict=False)
+                                      for address in settings["pbx_addresses"] or ())
+        except ValueError as exc:
+            raise ValueError(f"observer {name}: pbx_addresses: {exc}") from None
+        self.reserved_slots = int(settings["reserved_slots"])  # (kept only with pbx_addresses)
         # An empty banner, which the check of a profile allows, takes the default as well.
         self.banner = str(settings["banner"] or DEFAULT_BANNER)
         self.tls = _flag(settings, "tls", name)
@@ -420,6 +481,14 @@ class FtpServerSource:
         # server's thread touches it (sessions and sweep run in the same loop).
         self.receiving: set[str] = set()
         self._sessions: dict[int, str] = {}
+
+    def is_pbx(self, ip: str) -> bool:
+        """Whether `ip` is one of `pbx_addresses`."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.pbx_networks)
 
     def run(self, stop: threading.Event) -> None:
         failures = 0
@@ -440,7 +509,10 @@ class FtpServerSource:
         self.home = Path(os.path.realpath(self.home))
         ioloop = IOLoop()
         try:
-            server = FTPServer((self.host, self.port), self._handler_class(), ioloop=ioloop)
+            server = _Server((self.host, self.port), self._handler_class(), ioloop=ioloop)
+            server.max_cons = self.max_connections
+            server.max_cons_per_ip = self.max_connections_per_address
+            server.unlimited = self.is_pbx
             self.address = server.address
             self.ready.set()
             self.log.info("FTP%s server listening on %s:%s, files go to %s",
@@ -480,6 +552,7 @@ class FtpServerSource:
             Handler.tls_data_required = self.tls_required
         Handler.source = self
         Handler.abstracted_fs = _HomeFilesystem
+        Handler.timeout = self.login_timeout
         Handler.authorizer = authorizer
         Handler.banner = self.banner
         Handler.max_login_attempts = self.max_login_attempts

@@ -624,3 +624,63 @@ def test_client_logs_and_retries_when_the_server_is_down(tmp_path, caplog):
         wait_for(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 2, timeout=2)
         assert not source.ready.is_set()
     assert events.names == []
+
+
+def _greeting(source, *, address="127.0.0.1") -> tuple[socket.socket, bytes]:
+    """A raw TCP connection to our server from `address` (any 127.x is this machine) and
+    the first line it answers."""
+    sock = socket.create_connection(source.address, timeout=3, source_address=(address, 0))
+    return sock, sock.makefile("rb").readline()
+
+
+def test_one_address_cannot_take_every_connection(tmp_path):
+    # given our FTP server, at most 3 connections from one address
+    source = server_source(tmp_path, max_connections_per_address=3)
+    with serving(source):
+        # when one address opens four idle connections
+        opened = [_greeting(source) for _ in range(4)]
+        # then the fourth is refused, and another address still gets in
+        assert [line[:3] for _, line in opened] == [b"220", b"220", b"220", b"421"]
+        other, line = _greeting(source, address="127.0.0.2")
+        assert line.startswith(b"220")
+        for sock, _ in [*opened, (other, line)]:
+            sock.close()
+
+
+def test_a_connection_that_does_not_log_in_is_closed_after_the_login_timeout(tmp_path):
+    # given our FTP server that waits half a second for a login
+    source = server_source(tmp_path, login_timeout=0.5)
+    with serving(source):
+        # when a client connects and says nothing
+        sock, line = _greeting(source)
+        began = time.monotonic()
+        rest = sock.makefile("rb").readline()
+        waited = time.monotonic() - began
+        sock.close()
+        # and a client that logs in is not held to it
+        ftp = login(source)
+        time.sleep(0.8)
+        assert ftp.voidcmd("NOOP").startswith("200")
+        ftp.quit()
+    # then the silent one is told and closed, well before pyftpdlib's five minutes
+    assert line.startswith(b"220") and rest.startswith(b"421")
+    assert waited < 5
+
+
+def test_the_last_free_connections_are_kept_for_the_pbx(tmp_path):
+    # given our FTP server of 6 connections, 3 of them kept for the PBX at 127.0.0.9
+    source = server_source(tmp_path, max_connections=6, max_connections_per_address=10,
+                           pbx_addresses=["127.0.0.9"], reserved_slots=3)
+    with serving(source):
+        # when another address opens connections until it is refused
+        taken = [_greeting(source, address="127.0.0.3") for _ in range(4)]
+        codes = [line[:3] for _, line in taken]
+        # then it gets the free ones but not the PBX's, and the PBX still logs in and uploads
+        assert b"421" in codes and codes.index(b"421") <= 3
+        ftp = ftplib.FTP()  # noqa: S321 -- plain FTP is what the PBX speaks here
+        ftp.connect(*source.address, timeout=3, source_address=("127.0.0.9", 0))
+        ftp.login(USER, PASSWORD)
+        upload(ftp, CUCM_NAME, CUCM_CDR)
+        ftp.quit()
+        for sock, _ in taken:
+            sock.close()
