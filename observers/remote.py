@@ -13,13 +13,28 @@ import uuid
 from pathlib import Path
 
 from observers.backoff import backoff
+from observers.parsers import line_by_line
+from observers.pipeline import delivery_pieces
 from observers.sources import source_class
 from observers.sources.folder import FolderWatcher
 
 logger = logging.getLogger(__name__)
 
+# A spooled batch of a line-by-line format goes to the main server in pieces of about this
+# size, cut at line ends: well under what a web server or proxy in between accepts.
+PIECE_BYTES = 1024 * 1024
+# Answers that say the batch itself is refused, and would be on every try: the batch is set
+# aside (spool/refused/, with the reason) so that the batches after it go on.
+REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
+
+
 class MainServerError(RuntimeError):
-    """The main server refused or could not be reached."""
+    """The main server refused or could not be reached; `status` is its HTTP status, or
+    None when it could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class MainServer:
@@ -42,7 +57,8 @@ class MainServer:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             body = exc.read()[:500].decode("utf-8", "replace")
-            raise MainServerError(f"{exc.code} from {self.url}{path}: {body}") from None
+            raise MainServerError(f"{exc.code} from {self.url}{path}: {body}",
+                                  status=exc.code) from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise MainServerError(f"{self.url} unreachable: {exc}") from None
 
@@ -87,6 +103,19 @@ class Spool:
     def pending(self) -> list[Path]:
         return sorted(self.folder.glob("*.batch"))
 
+    @property
+    def refused(self) -> Path:
+        return self.folder / "refused"
+
+    def set_aside(self, path: Path, reason: str) -> None:
+        """Move a batch the main server refuses for good to refused/, with the reason."""
+        self.refused.mkdir(exist_ok=True)
+        (self.refused / f"{path.stem}.reason").write_text(reason + "\n")
+        name = path.with_suffix(".name")
+        if name.exists():
+            os.replace(name, self.refused / name.name)
+        os.replace(path, self.refused / path.name)
+
     def wait(self, timeout: float) -> None:
         self._written.wait(timeout)
         self._written.clear()
@@ -106,6 +135,7 @@ class RemoteObserver:
         self.retry_min = retry_min  # between failed deliveries to the main server
         self.retry_max = retry_max
         self.sent = 0
+        self.device_type = ""  # from the profile: whether a large batch may be cut in pieces
 
     def _profile(self) -> dict:
         """The profile from the main server; the last copy when it cannot be reached."""
@@ -121,21 +151,43 @@ class RemoteObserver:
         if profile.get("name") != self.name:
             raise MainServerError(f"the token belongs to observer {profile.get('name')!r}, "
                                   f"not {self.name!r}")
+        self.device_type = profile.get("device_type", "")
         return profile
 
     def send_pending(self) -> int:
-        """Send spooled batches in order; stop at the first failure. Returns how many went."""
+        """Send spooled batches in order; stop at the first failure that a later try may
+        cure (the main server away, the token refused). A batch the main server refuses for
+        good is set aside with the reason, and the next goes on. Returns how many went."""
         sent = 0
         for path in self.spool.pending():
             name_file = path.with_suffix(".name")
             source_name = name_file.read_text() if name_file.exists() else "remote"
-            self.main.send(batch_id=f"{self.spool.instance}-{path.stem}",
-                           data=path.read_bytes(), source_name=source_name)
+            try:
+                self._send(path, source_name)
+            except MainServerError as exc:
+                if exc.status not in REFUSED_FOR_GOOD:
+                    raise
+                self.spool.set_aside(path, str(exc))
+                self.log.error("batch %s (%s) refused by the main server, set aside in %s: %s",
+                               path.stem, source_name, self.spool.refused, exc)
+                continue
             path.unlink()
             name_file.unlink(missing_ok=True)
             sent += 1
             self.sent += 1
         return sent
+
+    def _send(self, path: Path, source_name: str) -> None:
+        """One spooled batch; a large one of a line-by-line format in pieces cut at line ends,
+        each with an id of its own, so that a piece sent again is not stored twice."""
+        data = path.read_bytes()
+        batch_id = f"{self.spool.instance}-{path.stem}"
+        if len(data) <= PIECE_BYTES or not line_by_line(self.device_type):
+            self.main.send(batch_id=batch_id, data=data, source_name=source_name)
+            return
+        for number, (offset, length, _) in enumerate(delivery_pieces(data, PIECE_BYTES)):
+            self.main.send(batch_id=f"{batch_id}.{number}", data=data[offset:offset + length],
+                           source_name=source_name)
 
     def _sender(self, stop: threading.Event) -> None:
         failures = 0

@@ -298,6 +298,11 @@ TARISCOPE_BATCH_SIZE = env.int("TARISCOPE_BATCH_SIZE", default=2000)
 # A delivery larger than this (bytes) of a line-by-line format is processed as several
 # tasks, which several Celery workers take side by side.
 TARISCOPE_TASK_BYTES = env.int("TARISCOPE_TASK_BYTES", default=4 * 1024 * 1024)
+# R2.6: the largest batch a remote observer may send in one request (POST
+# /api/observer/ingest reads it past Django's DATA_UPLOAD_MAX_MEMORY_SIZE, for that endpoint
+# alone). Remote observers send files of line-by-line formats in 1 MiB pieces anyway.
+TARISCOPE_REMOTE_BATCH_MAX_BYTES = env.int("TARISCOPE_REMOTE_BATCH_MAX_BYTES",
+                                           default=64 * 1024 * 1024)
 # R5.2: an import wizard's upload (or result) untouched this long is removed (import_cleanup).
 try:
     TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS = env.int("TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS", default=24)

@@ -123,6 +123,49 @@ def test_a_batch_sent_again_is_acknowledged_not_stored_twice(remote_profile, liv
     assert archive.read_bytes().count(b"Call 7") == 1
 
 
+def test_a_spool_file_over_the_web_servers_form_limit_arrives_whole(remote_profile, live_server,
+                                                                    pipeline_worker, tmp_path):
+    # given a remote observer of a 3CX profile with a 3 MB file spooled (14,000 calls, over
+    # Django's 2.5 MiB limit, which answered 400 to it on every retry)
+    _, token, _ = remote_profile
+    observer = RemoteObserver(name="Branch1", main=MainServer(live_server.url, token),
+                              spool_dir=tmp_path / "spool")
+    observer._profile()  # what run() does first: the profile, with its device's type
+    lines = [cdr_line(historyid=f"Call {n}", callid=f"{n:016x}_1") for n in range(14_000)]
+    data = cdr_file(*lines)
+    assert len(data) > 3 * 1024 * 1024
+    observer.spool.put(data, "big.log")
+    # when the spool is sent
+    sent = observer.send_pending()
+    # then every call reaches the main server, once, and the spool is empty
+    assert sent == 1 and not observer.spool.pending()
+    wait_for(lambda: Call.objects.count() == 14_000, timeout=120)
+    assert RemoteBatch.objects.count() == 4  # in pieces of about 1 MiB, cut at line ends
+
+
+def test_a_batch_refused_for_good_is_set_aside_and_the_next_goes_on(remote_profile, live_server,
+                                                                   pipeline_worker, tmp_path,
+                                                                   settings):
+    # given a main server that takes batches of at most 1,000 bytes, and two spooled
+    # batches: one over the limit (of a format that is not cut in pieces), then one under it
+    settings.TARISCOPE_REMOTE_BATCH_MAX_BYTES = 1000
+    _, token, _ = remote_profile
+    observer = RemoteObserver(name="Branch1", main=MainServer(live_server.url, token),
+                              spool_dir=tmp_path / "spool")
+    observer.device_type = "cucm"
+    observer.spool.put(b"x" * 2000, "huge.cdr")
+    observer.spool.put(cdr_file(cdr_line(historyid="Call 9")), "small.log")
+    # when the spool is sent
+    sent = observer.send_pending()
+    # then the refused batch is set aside with the main server's reason, and the next went
+    assert sent == 1 and not observer.spool.pending()
+    (reason,) = observer.spool.refused.glob("*.reason")
+    assert reason.read_text().startswith("413 from ")
+    assert "TARISCOPE_REMOTE_BATCH_MAX_BYTES" in reason.read_text()
+    assert (observer.spool.refused / f"{reason.stem}.batch").read_bytes() == b"x" * 2000
+    assert RemoteBatch.objects.count() == 1
+
+
 def live_server_archive():
     from django.conf import settings
 
