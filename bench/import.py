@@ -12,10 +12,17 @@ temporary folder, then measures:
 Each run measures (a) then (b) in this process; the operator is then deleted and the tables
 vacuumed. Printed: each run, the medians' rows/s, and the median of (b)/(a). The goal (its
 issue): (b) within 2x of (a).
+
+    DATABASE_URL=postgres://... DEBUG=true .venv/bin/python bench/import.py --csv-mb 200
+
+instead imports a CSV deck of about that many megabytes once and prints the import's peak
+memory (the process's peak resident set size, ru_maxrss, above what it held before the
+import): a CSV deck must be read as a stream, in bounded memory whatever its size.
 """
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -60,7 +67,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs of (a) then (b); the median "
                         "ratio is the result")
     parser.add_argument("--keep", action="store_true", help="keep the imported operators")
+    parser.add_argument("--csv-mb", type=int, default=0,
+                        help="instead: import a CSV deck of about this many MB, print peak memory")
     args = parser.parse_args()
+    if args.csv_mb:
+        csv_memory(args.csv_mb, args.per_tariff, keep=args.keep)
+        return
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "deck.xlsx"
@@ -102,6 +114,41 @@ def main() -> None:
     verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
     print(f"ratio (b)/(a): median {ratio:.2f}x over {len(runs)} runs "
           f"(from {ratios[0]:.2f} to {ratios[-1]:.2f}; goal <= {GOAL_RATIO:.0f}x: {verdict})")
+
+
+def csv_memory(megabytes: int, per_tariff: int, *, keep: bool) -> None:
+    """Import a CSV deck of about `megabytes` MB once; print its time and peak memory."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "deck.csv"
+        rows = 0
+        with path.open("w", encoding="utf-8") as out:
+            out.write("Code;Destination;Rate;Type\n")
+            while out.tell() < megabytes * 1_000_000:
+                tariff = rows // per_tariff
+                out.write(f"{10_000_000 + rows};Destination {tariff};"
+                          f"{0.01 + tariff % 997 / 1000:.4f};{CALL_TYPES[tariff % len(CALL_TYPES)]}\n")
+                rows += 1
+        size = path.stat().st_size
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        name = f"bench-import-{uuid.uuid4().hex[:8]}"
+        started = time.perf_counter()
+        result = tariffs_import(source=path, sheet=None,
+                                options=ImportOptions(operator=name, plan="bench-import",
+                                                      currency="EUR"),
+                                mapping={"code": "Code", "name": "Destination", "rate": "Rate",
+                                         "calltype": "Type"})
+        took = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        assert result.codes_added == rows and not result.rejected, result.as_dict()
+        print(f"database: {connection.vendor}; python {platform.python_version()}, "
+              f"{os.cpu_count()} CPUs")
+        print(f"CSV deck: {size / 1e6:.0f} MB, {rows:,} rows; imported in {took:.1f} s "
+              f"({rows / took:,.0f} rows/s)")
+        print(f"peak memory of the import: {max(0, peak - before) / 1e6:,.0f} MB above the "
+              f"{before / 1e6:,.0f} MB held before ({max(0, peak - before) / size:.2f}x the file)")
+        if not keep:
+            Operator.objects.filter(name=name).delete()
+            _vacuum()
 
 
 def _vacuum() -> None:

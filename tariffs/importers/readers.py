@@ -8,6 +8,7 @@ import codecs
 import csv
 import datetime
 import io
+import itertools
 import logging
 import os
 import shutil
@@ -85,7 +86,7 @@ def rows_open(source, sheet: str | None = None) -> SheetRows:
     if kind == "csv":
         if sheet not in (None, path.stem):
             raise ImportFileError(f"{path.name}: a CSV file has no sheet {sheet!r}")
-        rows = _csv_rows(path)
+        return _csv_rows_open(path)
     elif kind == "access":
         rows = _access_rows(path, sheet)
     else:
@@ -114,7 +115,7 @@ def sniff_delimiter(text: str) -> str:
     for delimiter in (";", "\t", ","):
         try:
             counts = [len(row) - 1 for row in csv.reader(lines, delimiter=delimiter)]
-        except csv.Error:  # a field over the limit: _csv_rows says where
+        except csv.Error:  # a field over the limit: _csv_scan says where
             continue
         if not counts or max(counts) == 0:
             continue
@@ -125,12 +126,39 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
-def _csv_rows(path: Path) -> list[list]:
-    text = decode(path.read_bytes())
-    delimiter = sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _csv_rows_open(path: Path) -> SheetRows:
+    """A CSV deck's rows as a stream: memory stays bounded whatever the file's size (a
+    deck read whole took some 48 times its size). A first pass settles the encoding as
+    decode() would (a BOM: UTF-8; else UTF-8 if the whole file is, else Windows-1251) and
+    counts the rows, so that a field csv cannot read is reported here, before any import;
+    the rows are then read again as they are taken."""
+    with path.open("rb") as raw:
+        bom = raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+    encoding, errors = ("utf-8-sig", "replace") if bom else ("utf-8", "strict")
     try:
-        return [list(row) for row in reader]
+        delimiter, count = _csv_scan(path, encoding, errors)
+    except UnicodeDecodeError:
+        encoding, errors = "cp1251", "replace"
+        delimiter, count = _csv_scan(path, encoding, errors)
+
+    def rows() -> Iterator[list]:
+        with path.open(encoding=encoding, errors=errors, newline="") as text:
+            yield from (list(row) for row in _csv_reader(path, text, delimiter))
+    return SheetRows(count, rows())
+
+
+def _csv_scan(path: Path, encoding: str, errors: str) -> tuple[str, int]:
+    """(delimiter, number of rows) of the file read with `encoding`."""
+    with path.open(encoding=encoding, errors=errors, newline="") as text:
+        delimiter = sniff_delimiter("".join(itertools.islice(text, 50)))
+        text.seek(0)
+        return delimiter, sum(1 for _ in _csv_reader(path, text, delimiter))
+
+
+def _csv_reader(path: Path, text, delimiter: str) -> Iterator[list]:
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        yield from reader
     except csv.Error as exc:  # e.g. a field longer than the csv module's limit (128 KiB)
         raise ImportFileError(f"{path.name}: line {reader.line_num}: {exc}; no rate deck "
                               "holds such a field: is this the right file?") from None
