@@ -76,8 +76,10 @@ def test_health_reports_an_unreachable_broker_as_503(client, db, settings):
     assert body["database"]["status"] == "ok"
 
 
-def test_anyone_gets_the_liveness_answer_and_nothing_about_the_site(client, db):
-    # given an observer profile with its counters
+def test_anyone_gets_the_liveness_answer_and_nothing_about_the_site(client, db, settings):
+    # given no broker (tasks run in-process), and an observer profile with its counters
+    settings.CELERY_BROKER_URL = ""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     ObserverProfileFactory(name="Kyiv1", records_total=7)
     # when /health is requested by someone not logged in, with no token or a wrong one
     for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer not-the-token"}):
