@@ -10,21 +10,16 @@ by sending the header itself (docs/config.md)."""
 import hashlib
 import time
 
-from django.conf import settings
 from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def client_address(request) -> str:
-    """The address failed logins are counted for (see the module's docstring)."""
-    proxies = settings.PROXY_COUNT if settings.BEHIND_PROXY else 0
-    if proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-                     if part.strip()]
-        if forwarded:
-            return forwarded[-min(proxies, len(forwarded))]
-    return request.META.get("REMOTE_ADDR", "")
+    """The address failed logins are counted for: DRF's own reading of it (NUM_PROXIES,
+    which settings.py derives from BEHIND_PROXY and PROXY_COUNT), for the web login too."""
+    return BaseThrottle().get_ident(request)
 
 
 def rate_parse(rate: str) -> tuple[int, int]:

@@ -54,7 +54,8 @@ def test_one_address_is_limited_whatever_the_account(client, api_user, three_a_m
 def test_behind_a_proxy_the_address_the_proxy_saw_counts(client, api_user, three_a_minute,
                                                          settings):
     # given a server behind one proxy, which appends the address it saw
-    settings.BEHIND_PROXY, settings.PROXY_COUNT = True, 1
+    # (BEHIND_PROXY=true, PROXY_COUNT=1 give DRF's NUM_PROXIES=1: settings.py)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     # when guesses come through it from one client that forges the start of the header,
     # each time with another user name
     codes = [_guess(client, forwarded=f"{_random_address()}, 203.0.113.7", address="10.0.0.1",
