@@ -6,7 +6,6 @@ from django.db import connection
 
 from billing.models import Call
 from observers.delivery import profile_deliver
-from observers.models import ObserverProfile
 from observers.tasks import process_chunk
 from scripts.events import Event, event_subscribe
 from tests.conftest import wait_for
@@ -93,8 +92,8 @@ def test_a_piece_that_cannot_be_processed_fails_at_once_and_is_shown(
         result.get(timeout=30)
     assert not [event for event, _ in events if event == Event.DATABASE_ERROR]
     # and the failure is counted on the profile, with what went wrong (the worker records
-    # it just after it stores the task's result)
-    wait_for(lambda: ObserverProfile.objects.get(pk=site.profile.pk).failures_total)
+    # it just after it stores the task's result, and raises the event last)
+    wait_for(lambda: any(event == Event.PROCESSING_FAILED for event, _ in events))
     site.profile.refresh_from_db()
     assert site.profile.failures_total == 1
     assert site.profile.last_failure.startswith("FileNotFoundError")
