@@ -121,3 +121,27 @@ def read_in_chunks(path: Path, size: int = 8 * 1024 * 1024):
                 continue
             yield block[:cut + 1]
             rest = block[cut + 1:]
+
+
+def archive_line_regions(path: Path, start: int, size: int):
+    """(offset, length, lines) of the file's bytes from `start` on, in regions of about
+    `size` bytes (more only for a longer line), each ending at a line end; an unfinished
+    last line is left out (its writer is still at work). Reads a block at a time."""
+    size = max(size, 1)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        offset, buffer = start, b""
+        while True:
+            block = handle.read(max(size, 1 << 16))
+            buffer += block
+            while len(buffer) >= size or (not block and buffer):
+                cut = buffer.rfind(b"\n", 0, size)
+                if cut < 0:
+                    cut = buffer.find(b"\n", size)
+                if cut < 0:
+                    break  # an unfinished line: read on, or leave it out at the end
+                piece, buffer = buffer[:cut + 1], buffer[cut + 1:]
+                yield offset, len(piece), piece.count(b"\n")
+                offset += len(piece)
+            if not block:
+                return

@@ -5,6 +5,7 @@ import kombu.exceptions
 from django.conf import settings
 from django.db import DatabaseError
 
+from observers.archive import ArchiveChunk
 from observers.models import ObserverProfile
 from observers.parsers import line_by_line
 from observers.pipeline import IngestSummary, delivery_pieces, profile_archive
@@ -49,8 +50,18 @@ def profile_deliver(*, profile: ObserverProfile, data: bytes, source_name: str =
     outcome, passes keep_result=False: the worker then writes no result to the backend
     (with a broker, the Delivery's get() is then not available)."""
     chunk = profile_archive(profile=profile, data=data)
+    return chunk_hand_on(profile=profile, chunk=chunk, source_name=source_name,
+                         keep_result=keep_result, data=data)
+
+
+def chunk_hand_on(*, profile: ObserverProfile, chunk: ArchiveChunk, source_name: str = "",
+                  keep_result: bool = False, data: bytes | None = None) -> Delivery:
+    """Hand bytes already in the raw archive to the processing task: one task, or one per
+    piece when the device type has one record per line (its bytes are read from the archive
+    when `data` is not given)."""
     if line_by_line(profile.device.type):
-        pieces = delivery_pieces(data, settings.TARISCOPE_TASK_BYTES)
+        pieces = delivery_pieces(chunk.read() if data is None else data,
+                                 settings.TARISCOPE_TASK_BYTES)
     else:
         pieces = [(0, chunk.length, 0)]
     return Delivery([

@@ -6,15 +6,22 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from observers.delivery import delivery_away, profile_deliver
+from observers.journal import ArchiveJournal, JournalSettings
 from observers.logs import profile_logger
 from observers.models import ObserverProfile, ObserverState, SourceType
 from observers.parsers import parser_for, parser_options_problems
 from observers.services import profile_set_state
 from observers.sources import source_class
 from observers.sources.folder import FolderWatcher
+from observers.sources.tcp import LineSettings
 from scripts.events import Event, event_emit
 
 logger = logging.getLogger(__name__)
+
+# Streams, which nobody can be asked to send again, are archived as they arrive and handed
+# on from the archive (observers/journal.py); a file stays where it is until delivered.
+JOURNALED = frozenset({SourceType.TCP_SERVER, SourceType.TCP_CLIENT, SourceType.RADIUS})
+
 
 def _deliverer(profile: ObserverProfile):
     """deliver(data, name): archive, then process; a database failure is an event (R9.2)."""
@@ -46,10 +53,22 @@ def _check(profile: ObserverProfile) -> None:
         raise ValueError(f"observer {profile.name}: parser settings: " + "; ".join(problems))
 
 
-def build_source(profile: ObserverProfile, log: logging.Logger):
-    """The source object of a non-folder profile (observers.sources interface)."""
+def build_source(profile: ObserverProfile, log: logging.Logger, deliver=None):
+    """The source object of a non-folder profile (observers.sources interface); `deliver`
+    by default archives and hands on at once (what a file source wants)."""
     return source_class(profile.source)(name=profile.name, settings=dict(profile.settings),
-                        deliver=_deliverer(profile), log=log, notify=_notifier(profile, log))
+                                        deliver=_deliverer(profile) if deliver is None else deliver,
+                                        log=log,
+                                        notify=_notifier(profile, log))
+
+
+def build_journal(profile: ObserverProfile, log: logging.Logger) -> ArchiveJournal:
+    """The journal of a stream profile, with its gathering and retry keys (LINE_SETTINGS;
+    a RADIUS profile has none of its own and takes their defaults)."""
+    line = LineSettings.from_settings(profile.name, dict(profile.settings))
+    return ArchiveJournal(profile, log=log, config=JournalSettings(
+        flush_lines=line.flush_lines, flush_seconds=line.flush_seconds,
+        retry_min=line.retry_min, retry_max=line.retry_max))
 
 
 def _folder_watcher(profile: ObserverProfile) -> FolderWatcher:
@@ -84,15 +103,20 @@ def run_profile(profile: ObserverProfile, *, once: bool = False,
         raise ValueError(f"observer {profile.name}: --once is for folder sources only")
     stop = stop or threading.Event()
     log = profile_logger(profile)
+    journal = build_journal(profile, log) if profile.source in JOURNALED else None
     if profile.source == SourceType.FOLDER:
         watcher, source = _folder_watcher(profile), None
     else:
-        watcher, source = None, build_source(profile, log)
-    profile_set_state(profile=profile, state=ObserverState.ONLINE)
+        watcher, source = None, build_source(profile, log, deliver=journal)
+    if journal is not None:
+        journal.open()  # takes the profile's lock; queues what the last run left unsent
     try:
+        profile_set_state(profile=profile, state=ObserverState.ONLINE)
         if source is None:
             _run_folder(profile, watcher, once=once, stop=stop, interval=interval, log=log)
         else:
             source.run(stop)
     finally:
+        if journal is not None:
+            journal.close()
         profile_set_state(profile=profile, state=ObserverState.OFFLINE)

@@ -4,14 +4,18 @@
 `TcpClientSource`: we connect to the PBX (3CX "passive socket" mode).
 
 Both share the framing (`LineFramer`: bytes in any chunking -> complete lines) and the
-batching (`LineStream`: lines waiting for `deliver`, retried with back-off). Lines are
-delivered byte for byte as received, terminator included ("\\n" or "\\r\\n"), so the raw
-archive holds what the PBX sent (R2.4); only three things are not delivered, each logged:
-a line longer than `max_line_bytes`, a partial line left when the peer goes away, and
-blank lines (keep-alives carry no call, and each delivery costs an archive write and a task).
+hand-over (`LineStream`: complete lines go to `deliver` as soon as a read completes them;
+only while `deliver` fails do they wait in memory, retried with back-off). The runner's
+`deliver` is the profile's journal (observers/journal.py): it appends them to the raw
+archive at once and hands them to processing from there, gathered by `flush_lines` and
+`flush_seconds`; so a collector killed with `kill -9` loses at most each connection's
+unfinished line (R2.4). Lines are delivered byte for byte as received, terminator included
+("\\n" or "\\r\\n"), so the raw archive holds what the PBX sent; only three things are not
+delivered, each logged: a line longer than `max_line_bytes`, a partial line left when the
+peer goes away, and blank lines (keep-alives carry no call).
 
 Each source runs in the one thread that calls `run(stop)`: a selector loop, not a thread
-per connection, so `deliver` (which writes to the database) is only ever called from that
+per connection, so `deliver` (which writes to the archive) is only ever called from that
 thread, in order, and nothing needs a lock. A slow `deliver` holds up reading, which TCP
 turns into back-pressure on the PBX; nothing is dropped.
 """
@@ -43,15 +47,16 @@ LOG_HEAD = 200  # bytes of a dropped or lost line that go into the log
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 5
 _IN_PROGRESS = {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK}
 
-# The framing and batching keys both TCP sources take (docs/config.md).
+# The framing and batching keys both TCP sources take (docs/config.md); the journal
+# (observers/journal.py) gathers by flush_lines and flush_seconds and retries by retry_*.
 LINE_SETTINGS = (
     Setting("max_line_bytes", COUNT, "a longer line is dropped (and logged)", default=8192),
-    Setting("flush_lines", COUNT, "lines delivered together at most", default=500),
-    Setting("flush_seconds", SECONDS, "the longest a received line waits to be delivered",
-            default=1.0),
-    Setting("retry_min", SECONDS, "the first wait after a failed delivery or bind",
+    Setting("flush_lines", COUNT, "lines handed to processing together at most", default=500),
+    Setting("flush_seconds", SECONDS, "the longest an archived line waits to be handed to "
+            "processing", default=1.0),
+    Setting("retry_min", SECONDS, "the first wait after a failed hand-over or bind",
             default=0.5),
-    Setting("retry_max", SECONDS, "the longest wait between delivery or bind attempts",
+    Setting("retry_max", SECONDS, "the longest wait between hand-over or bind attempts",
             default=30.0),
     Setting("max_pending_lines", COUNT, "lines waiting for delivery beyond which reading "
             "pauses", default=100_000),
@@ -169,7 +174,7 @@ class LineSettings:
     flush_seconds: float
     retry_min: float  # back-off between failed deliveries
     retry_max: float
-    max_pending_lines: int  # beyond this, stop reading until delivery succeeds
+    max_pending_lines: int  # held in memory (deliver failing) beyond this: stop reading
     max_pending_bytes: int
 
     @classmethod
@@ -177,14 +182,20 @@ class LineSettings:
         """The line keys of a source's `_tuning`."""
         return cls(**{setting.name: tuning[setting.name] for setting in LINE_SETTINGS})
 
+    @classmethod
+    def from_settings(cls, name: str, settings: dict) -> "LineSettings":
+        """The line keys of profile `name`'s settings, defaults filled in, checked."""
+        return cls.of(_tuning(name, settings_with_defaults(settings, LINE_SETTINGS),
+                              LINE_SETTINGS))
+
 
 class LineStream:
     """Lines received from one peer and not yet delivered (R2.4: nothing received is lost).
 
-    Complete lines wait here until `flush_lines` of them are pending or the oldest has
-    waited `flush_seconds`; then they go to `deliver` in batches of at most `flush_lines`.
-    A batch leaves only when `deliver` returns; when it raises, the lines stay and the
-    next attempt waits a growing back-off.
+    Complete lines go to `deliver` at the next `flush`, which the sources call right after
+    each read, in batches of at most `flush_lines`. A batch leaves only when `deliver`
+    returns; when it raises (the archive cannot be written), the lines stay and the next
+    attempt waits a growing back-off.
     """
 
     def __init__(self, source_name: str, config: LineSettings, log):
@@ -194,16 +205,13 @@ class LineStream:
         self.framer = LineFramer(config.max_line_bytes)
         self.lines: list[bytes] = []
         self.bytes = 0
-        self._since = 0.0  # when the oldest pending line arrived
         self._failures = 0
         self._retry_at = 0.0
 
-    def receive(self, chunk: bytes, now: float) -> None:
+    def receive(self, chunk: bytes) -> None:
         lines, dropped = self.framer.feed(chunk)
         self._log_dropped(dropped)
         if lines:
-            if not self.lines:
-                self._since = now
             self.lines.extend(lines)
             self.bytes += sum(len(line) for line in lines)
 
@@ -225,17 +233,12 @@ class LineStream:
         return (len(self.lines) >= self.config.max_pending_lines
                 or self.bytes >= self.config.max_pending_bytes)
 
-    def due(self, now: float, *, now_or_never: bool = False) -> bool:
-        """Whether a batch should go now; `now_or_never` skips the flush timer (no more
-        lines will join the batch) but not the back-off after a failure."""
-        if not self.lines or now < self._retry_at:
-            return False
-        return (now_or_never or len(self.lines) >= self.config.flush_lines
-                or now - self._since >= self.config.flush_seconds)
+    def due(self, now: float) -> bool:
+        """Whether lines wait and no back-off after a failure holds them."""
+        return bool(self.lines) and now >= self._retry_at
 
-    def flush(self, deliver: Callable[[bytes, str], object], now: float, *,
-              now_or_never: bool = False) -> None:
-        while self.due(now, now_or_never=now_or_never):
+    def flush(self, deliver: Callable[[bytes, str], object], now: float) -> None:
+        while self.due(now):
             if not self._deliver_batch(deliver):
                 delay = backoff(self._failures - 1, self.config.retry_min, self.config.retry_max,
                                 jitter=True)
@@ -289,7 +292,7 @@ def _drain(sock: socket.socket, stream: LineStream) -> None:
             return
         if not chunk:
             return
-        stream.receive(chunk, time.monotonic())
+        stream.receive(chunk)
 
 
 def _required_port(name: str, settings: dict, kind: str) -> int:
@@ -434,12 +437,12 @@ class TcpServerSource:
             self._close(peer, "disconnected")
             return
         peer.last_read = time.monotonic()
-        peer.stream.receive(chunk, peer.last_read)
+        peer.stream.receive(chunk)
 
     def _tend(self, now: float) -> None:
         """Flush what is due, apply back-pressure, close idle connections."""
         for peer in list(self._peers):
-            peer.stream.flush(self.deliver, now, now_or_never=not peer.open)
+            peer.stream.flush(self.deliver, now)
             if not peer.open and not peer.stream.lines:
                 self._peers.remove(peer)
         full = self._pending_full()
@@ -606,7 +609,7 @@ class TcpClientSource:
                         break
                     if chunk:
                         brought_data = True
-                        self.stream.receive(chunk, time.monotonic())
+                        self.stream.receive(chunk)
                 self.stream.flush(self.deliver, time.monotonic())
             if stop.is_set():
                 why = "closed (stopping)"
@@ -624,7 +627,7 @@ class TcpClientSource:
         """Sit out a back-off, still delivering the lines already received."""
         until = time.monotonic() + seconds
         while not stop.is_set() and (now := time.monotonic()) < until:
-            self.stream.flush(self.deliver, now, now_or_never=True)
+            self.stream.flush(self.deliver, now)
             stop.wait(min(TICK, until - now))
 
     def _notify(self, event: str) -> None:

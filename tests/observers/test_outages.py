@@ -2,7 +2,6 @@
 observer` process) whose Redis is stopped keeps the file and delivers it once Redis is
 back, however many polls that takes; a real worker then stores its call."""
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,55 +12,9 @@ from django.conf import settings
 from django.db import connection
 
 from billing.models import Call
-from tests.conftest import free_port, needs, wait_for
+from tests.conftest import wait_for
+from tests.observers.processes import ROOT, processes_env, start_worker
 from tests.observers.threecx_cdr import cdr_file, cdr_line
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class OwnRedis:
-    """A Redis server of this test's own, on a free loopback port, that it stops and starts."""
-
-    def __init__(self, folder: Path):
-        self.port, self.folder, self.process = free_port(), folder, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                        capture_output=True, text=True).stdout.strip() == "PONG",
-                 timeout=10)
-
-    def stop(self):
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    needs(shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None,
-          "needs redis-server and redis-cli (package redis-server)")
-    redis = OwnRedis(tmp_path)
-    yield redis
-    redis.stop()
-
-
-def _processes_env(redis: OwnRedis) -> dict:
-    """The environment of the collector and worker processes: this test's database (its
-    rows are committed: a transaction test) and data folder, the test's own Redis."""
-    database = connection.settings_dict
-    return {**os.environ, "CELERY_BROKER_URL": redis.url, "CELERY_RESULT_BACKEND": redis.url,
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}"
-                            f"/{database['NAME']}",
-            "TARISCOPE_DATA_DIR": str(settings.DATA_DIR)}
 
 
 @pytest.mark.postgres
@@ -72,7 +25,7 @@ def test_a_file_waits_in_its_folder_while_the_broker_is_away(postgres, own_redis
     folder.mkdir()
     site.profile.settings = {"path": str(folder), "settle_seconds": 0}
     site.profile.save()
-    env = _processes_env(own_redis)
+    env = processes_env(own_redis)
     collector = subprocess.Popen(
         [sys.executable, "manage.py", "observer", "--name", site.profile.name, "--interval", "0.2"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -107,16 +60,6 @@ def test_a_file_waits_in_its_folder_while_the_broker_is_away(postgres, own_redis
                 process.wait(20)
 
 
-def _start_worker(env: dict, name: str) -> subprocess.Popen:
-    """A real Celery worker (prefork, two processes) in a process group of its own."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tariscope", "worker", "--pool", "prefork",
-         "--concurrency", "2", "--loglevel", "WARNING", "--without-heartbeat",
-         "--without-gossip", "--without-mingle", "--hostname", f"{name}{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_work_of_a_killed_worker_is_done_again_by_another(postgres, own_redis, site):
@@ -125,7 +68,7 @@ def test_the_work_of_a_killed_worker_is_done_again_by_another(postgres, own_redi
     import psycopg2
 
     own_redis.start()
-    env = {**_processes_env(own_redis), "CELERY_VISIBILITY_TIMEOUT": "3",
+    env = {**processes_env(own_redis), "CELERY_VISIBILITY_TIMEOUT": "3",
            "CELERY_RESTORE_INTERVAL": "1"}
     locker = psycopg2.connect(**connection.get_connection_params())
     workers = []
@@ -133,7 +76,7 @@ def test_the_work_of_a_killed_worker_is_done_again_by_another(postgres, own_redi
         # and the call table locked, so that a worker storing a call waits in the middle
         with locker.cursor() as cursor:
             cursor.execute("LOCK TABLE billing_call IN SHARE ROW EXCLUSIVE MODE")
-        workers.append(_start_worker(env, "doomed"))
+        workers.append(start_worker(env, "doomed"))
         # when a collector on another process delivers a CDR line
         subprocess.run(
             [sys.executable, "manage.py", "shell", "-c",
@@ -157,7 +100,7 @@ def test_the_work_of_a_killed_worker_is_done_again_by_another(postgres, own_redi
         workers[0].wait(10)
         locker.rollback()  # the lock is released; the killed worker never acknowledged
         began = time.monotonic()
-        workers.append(_start_worker(env, "heir"))
+        workers.append(start_worker(env, "heir"))
         # then another worker stores the call, once, within the timeout and a sweep or two
         wait_for(lambda: Call.objects.exists(), timeout=60)
         waited = time.monotonic() - began

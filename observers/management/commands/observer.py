@@ -9,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from observers.journal import JournalBusy
 from observers.models import ObserverProfile
 from observers.remote import MainServer, MainServerError, RemoteObserver
 from observers.runner import run_profile
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             raise CommandError(f"no observer profile named {name!r}") from None
         try:
             run_profile(profile, once=once, stop=stop, interval=interval)
-        except (LookupError, ValueError, FileNotFoundError, ImportError) as exc:
+        except (LookupError, ValueError, FileNotFoundError, ImportError, JournalBusy) as exc:
             raise CommandError(str(exc)) from None
 
     def _remote(self, *, name, main, token, spool, interval, stop):
