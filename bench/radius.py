@@ -25,9 +25,10 @@ The script creates the demo site when the database has none (`seed_demo --days 1
 device of type radius priced by the demo operator and plan with its RADIUS observer profile
 (RADIUS-BENCH), empties the call table and the task queue, and starts `--workers` Celery
 worker processes (`celery -A tariscope worker -c K --pool prefork -Q <default queue>`). The
-collector runs in a child process with the source the runner builds
-(observers.runner.build_source): its deliver archives the bytes (fsync) and enqueues
-`observers.process_chunk`; the workers parse, rate and store. After the load as above
+collector runs in a child process with the source and journal the runner builds
+(observers.runner.build_source, build_journal): its deliver archives the bytes (fsync),
+and the journal's sender enqueues `observers.process_chunk` from the archive; the workers
+parse, rate and store. After the load as above
 (`--duplicates` packets of it sent once more afterwards, from whichever NAS socket is free,
 as a NAS that lost the answer does), it waits until every call is stored. Printed besides the
 answered rate: the time from the first packet to the last call stored (calls/s end to end),
@@ -176,15 +177,16 @@ def django_setup():
 
 
 def collect(port_queue, stop_event, stats_queue, profile_name: str):
-    """The child process of --pipeline: the profile's source as observers.runner builds it
-    (deliver = archive with fsync, then enqueue observers.process_chunk)."""
+    """The child process of --pipeline: the profile's source and journal as observers.runner
+    builds them (deliver = archive with fsync; the journal enqueues observers.process_chunk)."""
     django_setup()
     from observers.logs import profile_logger
     from observers.models import ObserverProfile
-    from observers.runner import build_source
+    from observers.runner import build_journal, build_source
 
     profile = ObserverProfile.objects.select_related("device").get(name=profile_name)
-    source = build_source(profile, profile_logger(profile))
+    journal = build_journal(profile, profile_logger(profile)).open()
+    source = build_source(profile, profile_logger(profile), deliver=journal)
     deliveries = {"calls": 0, "writes": 0}
     real_deliver = source.deliver
 
@@ -203,6 +205,7 @@ def collect(port_queue, stop_event, stats_queue, profile_name: str):
     stop_event.wait()
     stop.set()
     thread.join()
+    journal.close()
     stats_queue.put({**source.counters, **deliveries})
 
 

@@ -7,9 +7,11 @@ A source is a class built with keyword arguments
 
 - `settings`: the profile's source keys (docs/config.md), e.g. {"port": 1813, "secret": …},
   which the class declares in `SETTINGS` (observers/sources/keys.py);
-- `deliver(data: bytes, source_name: str)`: archives `data` durably and hands it on for
-  processing; when it returns, the bytes are safe (a source may then acknowledge, delete a
-  remote file, answer a RADIUS packet); when it raises, nothing was taken;
+- `deliver(data: bytes, source_name: str)`: archives `data` durably (and, for a file
+  source, hands it on for processing; for a stream the profile's journal,
+  observers/journal.py, hands it on later); when it returns, the bytes are safe (a source
+  may then acknowledge, delete a remote file, answer a RADIUS packet); when it raises,
+  nothing was taken;
 - `log`: the profile's logger (R2.5);
 - `notify(event: str, **params)`: "connected" / "disconnected" of the data source (R9.2),
 

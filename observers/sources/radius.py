@@ -4,7 +4,10 @@ Every Accounting-Request from an allowed client with the right secret is answere
 Accounting-Response. Only Stop packets carry a finished call: each becomes one JSON line (its
 attributes by their dictionary names) that is handed to `deliver`, and the packet is answered
 only once `deliver` has returned, so a packet is never acknowledged before it is archived (R2.4).
-When `deliver` raises, the packet stays unanswered and the NAS sends it again. Start,
+The runner's `deliver` is the profile's journal (observers/journal.py): it returns once the
+line is in the raw archive, and hands it to processing from there, so a broker or database
+that is away does not hold the answers back. When `deliver` raises (the archive cannot be
+written), the packet stays unanswered and the NAS sends it again. Start,
 Interim-Update and Accounting-On/Off packets are answered and go no further.
 
 The JSON line of a Stop packet (observers/parsers/radius.py reads it; docs/formats.md):

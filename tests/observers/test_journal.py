@@ -23,7 +23,7 @@ from observers.archive import archive_chunk_append, archive_file_name
 from observers.journal import ArchiveJournal, JournalBusy, JournalSettings
 from observers.logs import profile_logger
 from tests.conftest import free_port, wait_for
-from tests.factories import ObserverProfileFactory
+from tests.factories import DeviceFactory, ObserverProfileFactory
 from tests.observers.processes import processes_env, start_collector, start_worker, stop
 from tests.observers.threecx_cdr import INCOMING, INTERNAL, OUTGOING, cdr_line
 
@@ -240,3 +240,50 @@ def test_a_tcp_collector_stopped_while_the_broker_is_away_loses_nothing(
 def _log(profile) -> str:
     path = settings.LOG_DIR / "observer" / f"{profile.name}.log"
     return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_radius_stop_is_answered_while_the_broker_is_away_and_stored_once_it_is_back(
+        postgres, own_redis, tmp_path):
+    # given a RADIUS collector for a gateway, its broker away
+    from tests.observers.test_radius_source import ORIGINATE_LEG, SECRET, request
+
+    port = free_port()
+    profile = ObserverProfileFactory(device=DeviceFactory(type="radius"), source="radius",
+                                     settings={"secret": SECRET, "port": port,
+                                               "host": "127.0.0.1"})
+    env = processes_env(own_redis)
+    errors = tmp_path / "collector.err"
+    collector = start_collector(env, profile.name, errors)
+    worker = None
+    try:
+        # when the gateway sends the Stop of a call (again and again until answered, as a
+        # NAS does)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gateway:
+            gateway.settimeout(1)
+            packet = request(ORIGINATE_LEG)
+
+            def answered():
+                gateway.sendto(packet, ("127.0.0.1", port))
+                try:
+                    return gateway.recv(4096)
+                except TimeoutError:
+                    return None
+
+            answer = wait_for(answered, timeout=60)
+        # then it is answered (Accounting-Response) as soon as it is archived
+        assert answer[0] == 5 and answer[1] == packet[1]
+        assert b'"Acct-Session-Id":"00000002"' in archived(profile)
+        # and when the collector is stopped, the broker comes back with a worker and the
+        # collector starts again, the call is stored, once
+        stop(collector)
+        own_redis.start()
+        worker = start_worker(env, "journal")
+        collector = start_collector(env, profile.name, errors)
+        wait_for(lambda: Call.objects.filter(device=profile.device).exists(), timeout=60)
+        time.sleep(1)
+        assert Call.objects.filter(device=profile.device).count() == 1
+    finally:
+        stop(collector)
+        stop(worker)
