@@ -364,7 +364,7 @@ def pipeline(args, packets: list[bytes]):
           f"(goal {GOAL:,}: {'met' if rate >= GOAL and not lost else 'NOT met'})")
     print(f"lost {lost}, retransmitted {resent}; source: {stats['received']} received, "
           f"{stats['answered']} answered, {stats['retransmits']} retransmits answered from cache")
-    print(f"deliver (archive + enqueue) called {stats['writes']} times "
+    print(f"deliver (archive, fsync) called {stats['writes']} times "
           f"({stats['calls'] / max(stats['writes'], 1):.1f} calls each)")
     print(f"stored {stored} calls ({distinct} distinct, {priced} priced); last stored "
           f"{until_last:.2f} s after the {'workers started' if args.workers_after else 'first packet'}"
