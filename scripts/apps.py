@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ScriptsConfig(AppConfig):
     name = "scripts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from scripts.sql import sql_functions_register
+
+        sql_functions_register()

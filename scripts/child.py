@@ -1,0 +1,177 @@
+"""The process a script runs in (R9.1, R9.3): started by scripts/host.py as
+`python -I child.py <script file> <memory limit in MiB>`, with an environment that holds no
+database credentials, and nothing of Django imported: a script reaches the system only
+through the host object, whose calls go back to the host over this process's standard
+input and output, one JSON message per line.
+
+host -> child: {"op": "main", "params": {...}} | {"op": "reply", "value": ..., "error": ...}
+               | {"op": "close"}
+child -> host: {"op": "ready"} or {"op": "failed", "error": traceback} after loading;
+               {"op": "call", "method": "query", "args": [...], "kwargs": {...}};
+               {"op": "done", "error": null or traceback} after each main().
+
+A script's own print() goes to the event log as a log line, never into the protocol.
+"""
+import contextlib
+import datetime
+import decimal
+import importlib.util
+import io
+import json
+import sys
+import traceback
+
+# Standard output is the protocol: keep it, and let print() go elsewhere.
+_PROTOCOL_OUT = sys.stdout
+_PROTOCOL_IN = sys.stdin
+
+
+def _default(value):
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} cannot be sent to the host")
+
+
+def _send(message: dict) -> None:
+    _PROTOCOL_OUT.write(json.dumps(message, default=_default) + "\n")
+    _PROTOCOL_OUT.flush()
+
+
+def _typed(value: dict):
+    """The host's tagged values back as Python's: {"$decimal": "1.20"} -> Decimal("1.20")."""
+    if len(value) == 1:
+        (tag, text), = value.items()
+        if tag == "$decimal":
+            return decimal.Decimal(text)
+        if tag == "$datetime":
+            return datetime.datetime.fromisoformat(text)
+        if tag == "$date":
+            return datetime.date.fromisoformat(text)
+    return value
+
+
+def _receive() -> dict:
+    line = _PROTOCOL_IN.readline()
+    if not line:
+        raise SystemExit(0)  # the host went away
+    return json.loads(line, object_hook=_typed)
+
+
+class HostError(Exception):
+    """What the host answered to a call it refused (a query on another table, a bad mail
+    address...)."""
+
+
+class Host:
+    """What a script's init(host) receives (docs/scripts.md, "The host API")."""
+
+    closing = False
+
+    def _call(self, method: str, *args, **kwargs):
+        _send({"op": "call", "method": method, "args": args, "kwargs": kwargs})
+        while True:
+            message = _receive()
+            if message.get("op") == "reply":
+                if message.get("error"):
+                    raise HostError(message["error"])
+                return message.get("value")
+            if message.get("op") == "close":
+                self.closing = True
+
+    def log(self, text) -> None:
+        self._call("log", str(text))
+
+    def send_mail(self, to, subject, body) -> None:
+        self._call("send_mail", to or "", str(subject), str(body))
+
+    def alert(self, level, reason, call_id=None, subscriber_id=None) -> None:
+        self._call("alert", str(level), str(reason), call_id=call_id, subscriber_id=subscriber_id)
+
+    def call(self, id):  # noqa: A002 (the pinned name)
+        return self._call("call", id)
+
+    def subscriber(self, id):  # noqa: A002 (the pinned name)
+        return self._call("subscriber", id)
+
+    def query(self, sql, params=None) -> list:
+        return self._call("query", sql, list(params or []))
+
+
+class _LogWriter(io.TextIOBase):
+    """print() inside a script: each line becomes host.log()."""
+
+    def __init__(self, host: Host):
+        self.host, self.pending = host, ""
+
+    def write(self, text):
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            self.host.log(line)
+        return len(text)
+
+
+def _limit_memory(mebibytes: int) -> None:
+    if mebibytes > 0:
+        import resource
+
+        limit = mebibytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _load(path: str):
+    """The script's one class with init() and main(), instantiated."""
+    spec = importlib.util.spec_from_file_location("tariscope_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    classes = [value for value in vars(module).values()
+               if isinstance(value, type) and value.__module__ == module.__name__
+               and callable(getattr(value, "main", None))]
+    if len(classes) != 1:
+        raise TypeError(f"{path}: a script defines exactly one class with main(self, params); "
+                        f"found {len(classes)}")
+    return classes[0]()
+
+
+def main() -> None:
+    path, memory = sys.argv[1], int(sys.argv[2])
+    host = Host()
+    sys.stdin = io.StringIO()  # a script must not read the protocol
+    writer = _LogWriter(host)
+    with contextlib.redirect_stdout(writer):
+        try:
+            _limit_memory(memory)
+            script = _load(path)
+            init = getattr(script, "init", None)
+            if callable(init):
+                init(host)
+        except BaseException:  # a syntax error, a failing init: the host reports it
+            _send({"op": "failed", "error": traceback.format_exc()})
+            return
+        _send({"op": "ready"})
+        while True:
+            message = _receive()
+            if message.get("op") == "close":
+                host.closing = True
+                return
+            if message.get("op") != "main":
+                continue
+            try:
+                script.main(message.get("params") or {})
+                error = None
+            except MemoryError:
+                error = "MemoryError: the script went over its memory limit\n" + \
+                    traceback.format_exc()
+            except Exception:
+                error = traceback.format_exc()
+            if writer.pending:
+                writer.write("\n")
+            _send({"op": "done", "error": error})
+
+
+if __name__ == "__main__":
+    main()

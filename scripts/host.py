@@ -1,0 +1,261 @@
+"""R9.1, R9.3: the script host. Each script runs in a process of its own (scripts/child.py),
+never in a collector or a worker: a script that raises, hangs, eats memory or does not even
+compile is reported in its outcome and the host goes on. What a script may do goes through
+the host API (docs/scripts.md), served here:
+
+- `log(text)`, `alert(level, reason, call_id=None, subscriber_id=None)`: kept in the outcome
+  (`ScriptRun`), for the event log and the alerts list;
+- `send_mail(to, subject, body)`: sent with Django's mail settings (EMAIL_URL); an empty
+  `to` is TARISCOPE_ALERT_EMAIL;
+- `call(id)`, `subscriber(id)`: plain dicts; `query(sql, params)`: read-only SQL over the
+  view v_calls (scripts/sql.py).
+
+Limits of each process: `timeout` seconds of wall-clock time per main() (then the process is
+killed, and started again for the next event), `memory_mb` of address space (RLIMIT_AS), and
+an environment without the database's address, password or the SECRET_KEY. A script file
+that changes is loaded again at its next event.
+"""
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.mail import send_mail
+
+from billing.models import Subscriber
+from scripts.sql import QueryRefused, query_read_only
+
+CHILD = Path(__file__).resolve().parent / "child.py"
+LEVELS = ("warning", "critical")
+START_SECONDS = 10.0  # loading a script (its imports, init) may take this long
+# What a script's process inherits from ours: enough to run Python, no credentials.
+INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
+
+
+class ScriptError(Exception):
+    """The script could not be loaded or did not finish (the outcome's `error`)."""
+
+
+@dataclass
+class ScriptRun:
+    """What one event did: the lines logged, mails sent, alerts raised, and the error (a
+    traceback, or why the script was stopped), if any."""
+
+    log: list[str] = field(default_factory=list)
+    mail: list[dict] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _jsonable(value):
+    """`value` as JSON for the script's process: a Decimal, datetime or date as a tagged
+    object that scripts/child.py turns back into one (money stays exact)."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+class ScriptProcess:
+    """One script's process, started on first use and again after it was stopped."""
+
+    def __init__(self, path: Path, *, timeout: float = 10.0, memory_mb: int = 256,
+                 send_mails: bool = True):
+        self.path = Path(path)
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.send_mails = send_mails
+        self._process: subprocess.Popen | None = None
+        self._stderr = None
+        self._buffer = b""
+        self._loaded_mtime = None
+        self._run: ScriptRun | None = None
+
+    # -- the process ----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        environment = {name: os.environ[name] for name in INHERITED if name in os.environ}
+        environment["PYTHONIOENCODING"] = "utf-8"
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept with the process)
+        self._loaded_mtime = self.path.stat().st_mtime_ns
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", str(CHILD), str(self.path), str(self.memory_mb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            env=environment, cwd=str(self.path.parent), start_new_session=True)
+        self._buffer = b""
+        message = self._receive(time.monotonic() + START_SECONDS)
+        if message is None or message.get("op") != "ready":
+            error = (message or {}).get("error") or self._gone("did not start")
+            self.stop()
+            raise ScriptError(f"{self.path.name} could not be loaded:\n{error}")
+
+    def _gone(self, what: str) -> str:
+        """Why the process ended, with what it wrote to its standard error."""
+        stderr = b""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            stderr = self._stderr.read()[-4000:]
+        code = self._process.poll() if self._process else None
+        return f"the script's process {what} (exit code {code})\n" + stderr.decode(
+            "utf-8", "replace")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._process.pid, 9)
+            self._process.wait(10)
+            for pipe in (self._process.stdin, self._process.stdout):
+                pipe.close()
+        if self._stderr is not None:
+            self._stderr.close()
+        self._process, self._stderr = None, None
+
+    def close(self) -> None:
+        """Tell the script the host is stopping (host.closing), then end its process."""
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._write({"op": "close"})
+                self._process.wait(2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.stop()
+
+    def _write(self, message: dict) -> None:
+        self._process.stdin.write((json.dumps(message) + "\n").encode())
+        self._process.stdin.flush()
+
+    def _receive(self, deadline: float) -> dict | None:
+        """The child's next message, or None when it ended or the deadline passed."""
+        stdout = self._process.stdout
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    return None
+                chunk = os.read(stdout.fileno(), 65536)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"op": "done", "error": f"the script's process sent {line[:200]!r}"}
+
+    # -- one event ------------------------------------------------------------------------
+
+    def run(self, params: dict) -> ScriptRun:
+        """Call the script's main(params); its outcome, whatever happened."""
+        self._run = run = ScriptRun()
+        try:
+            if self._process is not None and (
+                    self._process.poll() is not None
+                    or self.path.stat().st_mtime_ns != self._loaded_mtime):
+                self.stop()  # ended, or edited: load it again
+            if self._process is None:
+                self._start()
+            self._write({"op": "main", "params": _jsonable(params)})
+            deadline = time.monotonic() + self.timeout
+            while True:
+                message = self._receive(deadline)
+                if message is None:
+                    if self._process.poll() is None:
+                        run.error = f"stopped after {self.timeout:g} s (the binding's timeout)"
+                    else:
+                        run.error = self._gone("ended")
+                    self.stop()
+                    return run
+                if message.get("op") == "done":
+                    run.error = message.get("error")
+                    return run
+                if message.get("op") == "call":
+                    self._serve(message)
+        except ScriptError as exc:
+            run.error = str(exc)
+        except OSError as exc:  # the script's pipe broke
+            run.error = self._gone(f"could not be reached ({exc})")
+            self.stop()
+        return run
+
+    def _serve(self, message: dict) -> None:
+        method = message.get("method")
+        handler = getattr(self, f"_host_{method}", None)
+        try:
+            if handler is None:
+                raise QueryRefused(f"the host has no method {method!r}")
+            value = handler(*message.get("args", []), **message.get("kwargs", {}))
+            reply = {"op": "reply", "value": _jsonable(value)}
+        except (QueryRefused, ValueError, TypeError, OSError) as exc:
+            reply = {"op": "reply", "error": f"{type(exc).__name__}: {exc}"}
+        self._write(reply)
+
+    # -- the host API ---------------------------------------------------------------------
+
+    def _host_log(self, text: str) -> None:
+        self._run.log.append(str(text)[:10_000])
+
+    def _host_send_mail(self, to: str, subject: str, body: str) -> None:
+        recipient = (to or "").strip() or settings.TARISCOPE_ALERT_EMAIL
+        if not recipient:
+            raise ValueError("no recipient: the script gave none and TARISCOPE_ALERT_EMAIL "
+                             "is not set")
+        recipients = [address.strip() for address in recipient.split(",") if address.strip()]
+        if self.send_mails:
+            send_mail(str(subject), str(body), None, recipients)
+        self._run.mail.append({"to": recipients, "subject": str(subject), "body": str(body)})
+
+    def _host_alert(self, level: str, reason: str, call_id=None, subscriber_id=None) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"an alert's level is warning or critical, not {level!r}")
+        self._run.alerts.append({"level": level, "reason": str(reason)[:1000],
+                                 "call_id": _id_or_none(call_id),
+                                 "subscriber_id": _id_or_none(subscriber_id)})
+
+    def _host_call(self, call_id) -> dict | None:
+        rows = query_read_only("SELECT * FROM v_calls WHERE id = %s", [_id_or_none(call_id)])
+        return rows[0] if rows else None
+
+    def _host_subscriber(self, subscriber_id) -> dict | None:
+        subscriber = (Subscriber.objects.filter(pk=_id_or_none(subscriber_id))
+                      .select_related("group").first())
+        if subscriber is None:
+            return None
+        return {"id": subscriber.pk, "full_name": subscriber.full_name,
+                "group": subscriber.group.name if subscriber.group else None,
+                "group_id": subscriber.group_id, "account_number": subscriber.account_number,
+                "type": subscriber.type}
+
+    def _host_query(self, sql: str, params: list) -> list[dict]:
+        return query_read_only(sql, params, timeout=min(self.timeout, 30.0))
+
+
+def _id_or_none(value):
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"an id is a whole number, not {value!r}") from None

@@ -1,0 +1,290 @@
+"""R9.1, R9.3: the script host (scripts/host.py): each script in a process of its own, the
+host API served to it, and the limits that keep a bad script from hurting anything.
+Scripts are real files; mail goes to a real SMTP server on loopback (aiosmtpd)."""
+import datetime as datetime_module
+import json
+import textwrap
+import time
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core.management import call_command
+
+from billing.models import Call
+from scripts.host import ScriptProcess
+from tests.conftest import free_port, wait_for
+from tests.observers.threecx_cdr import cdr_line
+
+# 101 calls a Kyiv number on Monday 17 June 2024 at 10:00 Kyiv time (07:00 UTC).
+LINE = cdr_line()
+
+
+class Mailbox:
+    """What the SMTP server received."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox(settings):
+    """A real SMTP server on 127.0.0.1 that Django's mail goes to."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.TARISCOPE_ALERT_EMAIL = "security@example.com"
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def script(tmp_path):
+    """write(body) -> the path of a script file holding the class `Script` with `body` as
+    its main(self, params); the host object is self.host."""
+    def write(body: str, *, name: str = "probe.py", header: str = "") -> str:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(header) + "\nclass Script:\n    def init(self, host):\n"
+                        "        self.host = host\n\n    def main(self, params):\n"
+                        + textwrap.indent(textwrap.dedent(body), " " * 8) + "\n")
+        return path
+    return write
+
+
+@pytest.fixture
+def call(site) -> Call:
+    site.ingest(LINE)
+    return Call.objects.get()
+
+
+def run(path, params=None, **limits):
+    process = ScriptProcess(path, **limits)
+    try:
+        return process.run(params or {"event": "call_processed"})
+    finally:
+        process.close()
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_script_reads_its_call_from_v_calls_in_the_devices_local_time(call, script):
+    # given a script that reads the call as fraud.cs does, and logs it
+    path = script("""
+        rows = self.host.query("SELECT id, originator, dialnumber, calldatetime, callseconds, "
+                               "calltype, cost, subscriber, device FROM v_calls WHERE id = %s",
+                               [params["id"]])
+        self.host.log(repr(sorted(rows[0].items())))
+        self.host.log(repr(self.host.call(params["id"])["group"]))
+    """)
+    # when it runs for the stored call
+    outcome = run(path, {"event": "call_processed", "id": call.pk})
+    # then it saw the call with its start in Kyiv time, and the host's call() agrees
+    assert outcome.error is None
+    # our own repr of the row's values (datetime, Decimal, plain ones)
+    row = dict(eval(outcome.log[0], {"datetime": datetime_module, "Decimal": Decimal}))  # noqa: S307
+    assert row["calldatetime"] == datetime(2024, 6, 17, 10, 0)
+    assert call.local_start.replace(tzinfo=None) == datetime(2024, 6, 17, 10, 0)
+    assert (row["id"], row["originator"], row["dialnumber"], row["callseconds"]) == (
+        call.pk, "101", call.dialled, call.duration)
+    assert (row["calltype"], row["subscriber"], row["device"]) == (
+        call.call_type, "Ivan Petrenko", "KyivPBX")
+    assert isinstance(row["cost"], Decimal) and row["cost"] == call.cost
+    assert outcome.log[1] == "'Sales'"
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_mail_with_no_recipient_goes_to_the_alert_address(call, script, mailbox):
+    # given a script mailing "" (the configured address) and one given address
+    path = script("""
+        self.host.send_mail("", "Fraud Detection system", "Suspicious call detected. ID=%s"
+                            % params["id"])
+        self.host.send_mail("noc@example.com", "copy", "second")
+    """)
+    # when it runs
+    outcome = run(path, {"event": "call_processed", "id": call.pk})
+    # then both mails reach the SMTP server, the first at TARISCOPE_ALERT_EMAIL
+    assert outcome.error is None
+    wait_for(lambda: len(mailbox.messages) == 2, timeout=10)
+    recipients = [to for _, to, _ in mailbox.messages]
+    assert recipients == [["security@example.com"], ["noc@example.com"]]
+    assert f"Suspicious call detected. ID={call.pk}" in mailbox.messages[0][2]
+    assert [mail["to"] for mail in outcome.mail] == recipients
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_mail_without_any_recipient_is_an_error_the_script_sees(script, settings):
+    # given no alert address configured
+    settings.TARISCOPE_ALERT_EMAIL = ""
+    path = script("""
+        try:
+            self.host.send_mail("", "subject", "body")
+        except Exception as exc:
+            self.host.log("refused: %s" % exc)
+    """)
+    # when a script mails without a recipient
+    outcome = run(path)
+    # then it is told why, and nothing is sent
+    assert outcome.mail == []
+    assert outcome.log == ["refused: ValueError: no recipient: the script gave none and "
+                           "TARISCOPE_ALERT_EMAIL is not set"]
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_script_that_raises_is_reported_and_runs_again_next_time(script):
+    # given a script that fails on its first event only
+    path = script("""
+        self.host.log("event %s" % params["n"])
+        if params["n"] == 1:
+            raise RuntimeError("boom")
+    """)
+    process = ScriptProcess(path)
+    try:
+        # when it gets two events
+        first, second = process.run({"n": 1}), process.run({"n": 2})
+    finally:
+        process.close()
+    # then the first outcome carries the traceback, and the second ran normally
+    assert "RuntimeError: boom" in first.error and "Traceback" in first.error
+    assert first.log == ["event 1"]
+    assert (second.error, second.log) == (None, ["event 2"])
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_script_that_hangs_is_stopped_at_its_timeout_and_started_again(script):
+    # given a script that sleeps for a minute on its first event
+    path = script("""
+        import time
+        if params["n"] == 1:
+            time.sleep(60)
+        self.host.log("done %s" % params["n"])
+    """)
+    process = ScriptProcess(path, timeout=1)
+    try:
+        # when it gets two events
+        started = time.monotonic()
+        first = process.run({"n": 1})
+        waited = time.monotonic() - started
+        second = process.run({"n": 2})
+    finally:
+        process.close()
+    # then the first is stopped at the timeout, the second runs in a new process
+    assert first.error == "stopped after 1 s (the binding's timeout)"
+    assert waited < 30
+    assert (second.error, second.log) == (None, ["done 2"])
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_script_that_eats_memory_fails_with_memory_error(script):
+    # given a script that allocates 2 GiB, in a process limited to 200 MiB
+    path = script("""
+        hog = bytearray(2 * 1024 ** 3)
+        self.host.log(str(len(hog)))
+    """)
+    # when it runs
+    outcome = run(path, memory_mb=200)
+    # then it fails with MemoryError and nothing else happens
+    assert "MemoryError" in outcome.error
+    assert outcome.log == []
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_script_with_a_syntax_error_is_reported_with_its_line(tmp_path):
+    # given a script that does not compile
+    path = tmp_path / "broken.py"
+    path.write_text("class Script:\n    def main(self, params)\n        pass\n")
+    # when it is run
+    outcome = run(path)
+    # then the outcome says it could not be loaded, and where
+    assert "broken.py could not be loaded" in outcome.error
+    assert "SyntaxError" in outcome.error and "line 2" in outcome.error
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_script_cannot_reach_the_database_or_its_credentials(call, script, settings):
+    # given a script that looks for the database's password and the secret key, tries to
+    # load the project's settings, and reads and writes other tables through host.query
+    path = script("""
+        import os
+        self.host.log("env: " + ",".join(sorted(k for k in os.environ
+                                                 if k in ("DATABASE_URL", "SECRET_KEY",
+                                                          "PGPASSWORD"))))
+        try:
+            import tariscope.settings
+            self.host.log("settings: imported")
+        except Exception as exc:
+            self.host.log("settings: " + type(exc).__name__)
+        for sql in ("SELECT password FROM auth_user", "DELETE FROM billing_call",
+                    "SELECT id FROM v_calls; DELETE FROM billing_call"):
+            try:
+                self.host.query(sql, [])
+                self.host.log("allowed: " + sql)
+            except Exception as exc:
+                self.host.log("refused: " + sql)
+    """)
+    # when it runs
+    outcome = run(path)
+    # then it found no credentials, could not import the settings, and every query was
+    # refused; the call is still there
+    assert outcome.error is None
+    assert outcome.log[0] == "env: "
+    assert outcome.log[1] in ("settings: ModuleNotFoundError", "settings: ImproperlyConfigured")
+    assert [line.split(":")[0] for line in outcome.log[2:]] == ["refused"] * 3
+    assert Call.objects.filter(pk=call.pk).exists()
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_an_edited_script_is_loaded_again(script):
+    # given a script process that ran once
+    path = script('self.host.log("first version")')
+    process = ScriptProcess(path)
+    try:
+        assert process.run({}).log == ["first version"]
+        # when the file is edited
+        time.sleep(0.01)
+        script('self.host.log("second version")')
+        # then the next event runs the new version
+        assert process.run({}).log == ["second version"]
+    finally:
+        process.close()
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_run_script_prints_what_the_script_did_as_json(call, script, capsys, mailbox):
+    # given a script that logs, mails, raises an alert and prints
+    path = script("""
+        self.host.log("checking %s" % params["id"])
+        print("a printed line")
+        self.host.alert("critical", "test alert", call_id=params["id"])
+        self.host.send_mail("", "subject", "body")
+    """)
+    # when run_script runs it for the call, with --dry-run
+    call_command("run_script", str(path), "--event", "call_processed", "--call", str(call.pk),
+                 "--dry-run")
+    printed = json.loads(capsys.readouterr().out)
+    # then the JSON lists all of it, and no mail was sent
+    assert printed["error"] is None
+    assert printed["log"] == [f"checking {call.pk}", "a printed line"]
+    assert printed["alerts"] == [{"level": "critical", "reason": "test alert",
+                                  "call_id": call.pk, "subscriber_id": None}]
+    assert printed["mail"] == [{"to": ["security@example.com"], "subject": "subject",
+                                "body": "body"}]
+    assert mailbox.messages == []
