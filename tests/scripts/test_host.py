@@ -288,3 +288,39 @@ def test_run_script_prints_what_the_script_did_as_json(call, script, capsys, mai
     assert printed["mail"] == [{"to": ["security@example.com"], "subject": "subject",
                                 "body": "body"}]
     assert mailbox.messages == []
+
+
+def _international(site, *, start: str, duration: str, key: str) -> Call:
+    """101 dials London (00 44 20 ...) through access code 9."""
+    site.ingest(cdr_line(historyid=key, **{"time_start": start, "duration": duration,
+                                           "to_no": "00442071234567",
+                                           "dial_no": "900442071234567",
+                                           "final_number": "00442071234567"}))
+    return Call.objects.get(source_key__startswith=f"{key}|")
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_the_shipped_fraud_script_mails_a_long_international_call_on_saturday(
+        site, mailbox, capsys):
+    # given a 151-second call to London on Saturday noon, and one on a Monday morning
+    saturday = _international(site, start="2024/06/22 12:00:00", duration="00:02:31",
+                              key="Call 7001")
+    monday = _international(site, start="2024/06/17 10:00:00", duration="00:02:31",
+                            key="Call 7002")
+    assert saturday.call_type == 5
+    # when the shipped fraud.py runs for each, through run_script
+    outcomes = []
+    for call in (saturday, monday):
+        call_command("run_script", "fraud", "--call", str(call.pk))
+        outcomes.append(json.loads(capsys.readouterr().out))
+    # then the Saturday call reaches the security officer's mailbox, the Monday one does not
+    assert [outcome["error"] for outcome in outcomes] == [None, None]
+    assert outcomes[0]["log"] == [f"New call processing, ID= {saturday.pk}"]
+    wait_for(lambda: len(mailbox.messages) == 1, timeout=10)
+    _, recipients, content = mailbox.messages[0]
+    assert recipients == ["security@example.com"]
+    assert "Subject: Fraud Detection system" in content
+    assert (f"Suspicious call detected. ID={saturday.pk} CallDateTime=2024-06-22 12:00:00 "
+            "Call duration=151") in content
+    assert outcomes[1]["mail"] == []

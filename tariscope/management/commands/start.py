@@ -16,6 +16,7 @@ from billing.models import Node
 from observers.models import ObserverProfile, SourceType
 from observers.runner import run_profile
 from observers.supervisor import Supervisor
+from scripts.files import shipped_scripts_install
 
 
 class Command(BaseCommand):
@@ -27,6 +28,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, no_demo, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        for copied in shipped_scripts_install():
+            self.stdout.write(f"Shipped script copied to {copied}")
         if not no_demo and not Node.objects.exists():
             self.stdout.write("Empty database: creating the demo site.")
             call_command("seed_demo", stdout=self.stdout)
