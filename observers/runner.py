@@ -1,15 +1,18 @@
 """Runs a profile's data source as a long-running loop (R2.2, R2.5)."""
+import hashlib
 import logging
 import threading
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from observers.delivery import delivery_away, profile_deliver
+from observers.archive import ArchiveChunk
+from observers.delivery import chunk_hand_on, delivery_away
 from observers.journal import ArchiveJournal, JournalSettings
 from observers.logs import profile_logger
 from observers.models import ObserverProfile, ObserverState, SourceType
 from observers.parsers import parser_for, parser_options_problems
+from observers.pipeline import profile_archive
 from observers.services import profile_set_state
 from observers.sources import source_class
 from observers.sources.folder import FolderWatcher
@@ -23,13 +26,33 @@ logger = logging.getLogger(__name__)
 JOURNALED = frozenset({SourceType.TCP_SERVER, SourceType.TCP_CLIENT, SourceType.RADIUS})
 
 
+# Files archived whose hand-over failed (the broker or the database away), kept so that the
+# retries of the same bytes enqueue them again without archiving them again.
+ARCHIVED_WAITING_MAX = 1000
+
+
 def _deliverer(profile: ObserverProfile):
-    """deliver(data, name): archive, then process; a database failure is an event (R9.2)."""
+    """deliver(data, name): archive, then process; a database failure is an event (R9.2).
+    A file that comes back because handing it on failed (the same name and bytes) is not
+    archived again: its first copy in the archive is handed on."""
+    waiting: dict[tuple[str, bytes], ArchiveChunk] = {}
+
     def deliver(data: bytes, name: str):
         close_old_connections()
+        key = (name, hashlib.sha256(data).digest())
         try:
-            return profile_deliver(profile=profile, data=data, source_name=name,
-                                   keep_result=False)
+            chunk = waiting.get(key)
+            if chunk is None:
+                chunk = profile_archive(profile=profile, data=data)
+            try:
+                delivery = chunk_hand_on(profile=profile, chunk=chunk, source_name=name,
+                                         data=data)
+            except Exception:
+                if len(waiting) < ARCHIVED_WAITING_MAX:
+                    waiting[key] = chunk
+                raise
+            waiting.pop(key, None)
+            return delivery
         except DatabaseError as exc:
             event_emit(Event.DATABASE_ERROR, profile=profile.name, error=str(exc))
             raise

@@ -53,6 +53,9 @@ def test_a_file_waits_in_its_folder_while_the_broker_is_away(postgres, own_redis
         wait_for(lambda: Call.objects.exists(), timeout=60)
         time.sleep(0.5)
         assert Call.objects.count() == 1
+        # and the raw archive holds it once, not once per failed poll
+        archived = b"".join(path.read_bytes() for path in site.profile.archive_path.glob("*.cdr"))
+        assert archived == cdr_file(cdr_line())
     finally:
         for process in (collector, worker):
             if process is not None:
