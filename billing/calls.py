@@ -30,6 +30,8 @@ from tariffs.selectors import tariff_index_get
 class StoreResult:
     calls: int = 0
     duplicates: int = 0
+    # The ids of the calls stored (for the call_processed event, R9.2), in insertion order.
+    ids: list[int] = field(default_factory=list)
     # (subscriber id, local day) of the priced calls stored: the months whose charges are
     # to be rebuilt (R7.1).
     charged: set[tuple[int, date]] = field(default_factory=set)
@@ -213,14 +215,21 @@ def _column_adapters():
 _NULL = "\\N"
 
 
-def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple], conflict: str):
-    """COPY straight into the table (the fastest way in); if a concurrent delivery stored
-    one of these calls meanwhile, the COPY fails as a whole and the rows go in again with
-    INSERT ... ON CONFLICT DO NOTHING."""
+def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple],
+                       conflict: str) -> list[int]:
+    """COPY straight into the table (the fastest way in), with ids taken from the table's
+    sequence first, so that the ids of the calls stored are known; if a concurrent delivery
+    stored one of these calls meanwhile, the COPY fails as a whole and the rows go in again
+    with INSERT ... ON CONFLICT DO NOTHING RETURNING id."""
     # psycopg2 is the PostgreSQL driver, not installed where only SQLite is used.
     from psycopg2 import IntegrityError as PgIntegrityError
     from psycopg2.extras import execute_values
 
+    cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+                   "FROM generate_series(1, %s)", [Call._meta.db_table, len(rows)])
+    ids = [row[0] for row in cursor.fetchall()]
+    rows = [(call_id, *row) for call_id, row in zip(ids, rows, strict=True)]
+    names = f"id, {names}"
     buffer = io.StringIO()
     csv.writer(buffer).writerows(tuple(_NULL if v is None else v for v in row) for row in rows)
     buffer.seek(0)
@@ -228,22 +237,22 @@ def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple], confli
         with transaction.atomic():
             cursor.cursor.copy_expert(
                 f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')", buffer)
-        return len(rows)
+        return ids
     except PgIntegrityError:  # the raw cursor raises psycopg2's own error
         # Table and column names come from the model, never from input: no injection.
         inserted = execute_values(
-            cursor.cursor, f"INSERT INTO {table} ({names}) VALUES %s {conflict} RETURNING 1",  # noqa: S608
+            cursor.cursor, f"INSERT INTO {table} ({names}) VALUES %s {conflict} RETURNING id",  # noqa: S608
             rows, page_size=1000, fetch=True)
-        return len(inserted)
+        return [row[0] for row in inserted]
 
 
-def calls_insert(calls: list[Call]) -> int:
+def calls_insert(calls: list[Call]) -> list[int]:
     """Insert built calls in bulk, skipping any whose (device, source key) is already stored
     (INSERT ... ON CONFLICT DO NOTHING): a re-delivery or a concurrent delivery of the same
-    records neither fails nor doubles. Returns how many were inserted. Bypasses the ORM's
+    records neither fails nor doubles. Returns the ids of those inserted. Bypasses the ORM's
     per-field preparation, which cost more than the rest of the pipeline together."""
     if not calls:
-        return 0
+        return []
     columns = _column_adapters()
     now = timezone.now()
     rows = []
@@ -263,7 +272,14 @@ def calls_insert(calls: list[Call]) -> int:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",  # noqa: S608
                                rows)
-            return cursor.rowcount  # the sum over the rows: those not skipped
+            if not cursor.rowcount:
+                return []
+            # SQLite lets one writer in at a time: the rows of this batch are those of its
+            # keys stamped with its time (a call already stored was stored before).
+            return list(Call.objects.filter(
+                device_id=calls[0].device_id, created_at=now,
+                source_key__in=[call.source_key for call in calls]).order_by("pk")
+                .values_list("pk", flat=True))
 
 
 def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult:
@@ -284,8 +300,9 @@ def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult
                        for c in calls if c.subscriber_id is not None and c.cost is not None)
         with transaction.atomic():
             inserted = calls_insert(calls)
-        result.calls += inserted
-        result.duplicates += len(batch) - inserted
+        result.calls += len(inserted)
+        result.duplicates += len(batch) - len(inserted)
+        result.ids += inserted
         batch.clear()
 
     for record in records:

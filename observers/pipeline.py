@@ -104,6 +104,10 @@ def piece_process(*, profile: ObserverProfile, data: bytes, source_name: str = "
         new_rejects = rejects_store(profile=profile, rejects=rejects, source_name=source_name)
         stored = calls_store(device=profile.device, records=records)
         charges_update(stored=stored)
+        if stored.ids:
+            # R9.2: one event for the calls of this piece, recorded (by the scripts app) in
+            # this transaction: stored calls and their event commit together or not at all.
+            event_emit(Event.CALL_PROCESSED, profile=profile.name, ids=stored.ids)
         ObserverProfile.objects.filter(pk=profile.pk).update(
             records_total=F("records_total") + stored.calls,
             rejects_total=F("rejects_total") + new_rejects,

@@ -6,6 +6,8 @@ class ScriptsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from scripts.services import events_recording_start
         from scripts.sql import sql_functions_register
 
         sql_functions_register()
+        events_recording_start()

@@ -27,18 +27,37 @@ class Event(StrEnum):
 
 Subscriber = Callable[[Event, dict], None]
 _subscribers: list[Subscriber] = []
+_durable: set[int] = set()  # ids of the subscribers whose failure is the caller's
 
 
-def event_subscribe(subscriber: Subscriber) -> Callable[[], None]:
-    """Call `subscriber(event, params)` for every event; returns a function that unsubscribes."""
+def event_subscribe(subscriber: Subscriber, *, durable: bool = False) -> Callable[[], None]:
+    """Call `subscriber(event, params)` for every event; returns a function that unsubscribes.
+    A `durable` subscriber (the one that records events in the database) is the event's
+    keeper: its failure is raised to the code that emitted the event, after the other
+    subscribers ran, so that the change and its event fail together (the piece of calls is
+    then tried again) rather than the event being lost. Any other subscriber's failure is
+    logged and goes no further."""
     _subscribers.append(subscriber)
-    return lambda: _subscribers.remove(subscriber) if subscriber in _subscribers else None
+    if durable:
+        _durable.add(id(subscriber))
+
+    def unsubscribe():
+        if subscriber in _subscribers:
+            _subscribers.remove(subscriber)
+        _durable.discard(id(subscriber))
+    return unsubscribe
 
 
 def event_emit(event: Event, **params) -> None:
     """Raise `event` with `params` (e.g. profile="PBX1", peer="10.0.0.5:5000")."""
+    failure = None
     for subscriber in list(_subscribers):
         try:
             subscriber(event, params)
-        except Exception:
-            logger.exception("event subscriber %r failed on %s", subscriber, event)
+        except Exception as exc:
+            if id(subscriber) in _durable:
+                failure = failure or exc
+            else:
+                logger.exception("event subscriber %r failed on %s", subscriber, event)
+    if failure is not None:
+        raise failure

@@ -202,6 +202,10 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tariscope@localhost")
 # The address that scripts mail when they give no recipient (R9.3).
 TARISCOPE_ALERT_EMAIL = env.str("TARISCOPE_ALERT_EMAIL", default="")
+# The memory limit of a script's process (R9.1, docs/scripts.md), and how long the event
+# log is kept.
+TARISCOPE_SCRIPT_MEMORY_MB = env.int("TARISCOPE_SCRIPT_MEMORY_MB", default=256)
+TARISCOPE_EVENT_LOG_DAYS = env.int("TARISCOPE_EVENT_LOG_DAYS", default=30)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Health ----------------------------------------------------------------------------

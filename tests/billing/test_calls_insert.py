@@ -14,10 +14,14 @@ def test_a_call_stored_by_a_concurrent_delivery_is_skipped_and_the_rest_inserted
     # given a device, and one call already stored by another delivery
     device = DeviceFactory()
     builder = CallBuilder(device)
-    calls_insert([builder.build(_record("k1"))])
+    first = calls_insert([builder.build(_record("k1"))])
     # when a batch holding that call and two new ones is inserted
-    calls_insert([builder.build(_record(key)) for key in ("k0", "k1", "k2")])
+    inserted = calls_insert([builder.build(_record(key)) for key in ("k0", "k1", "k2")])
     # then the new ones are stored, and the old one once
     assert sorted(Call.objects.values_list("source_key", flat=True)) == ["k0", "k1", "k2"]
+    # and each insert said which ids it stored
+    assert first == [Call.objects.get(source_key="k1").pk]
+    assert sorted(inserted) == sorted(Call.objects.filter(source_key__in=["k0", "k2"])
+                                      .values_list("pk", flat=True))
     stored = Call.objects.get(source_key="k2")
     assert (stored.duration, stored.device, stored.created_at is not None) == (42, device, True)

@@ -9,43 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core.management import call_command
 
 from billing.models import Call
 from scripts.host import ScriptProcess
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
 from tests.observers.threecx_cdr import cdr_line
 
 # 101 calls a Kyiv number on Monday 17 June 2024 at 10:00 Kyiv time (07:00 UTC).
 LINE = cdr_line()
-
-
-class Mailbox:
-    """What the SMTP server received."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
-                              envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-
-@pytest.fixture
-def mailbox(settings):
-    """A real SMTP server on 127.0.0.1 that Django's mail goes to."""
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.TARISCOPE_ALERT_EMAIL = "security@example.com"
-    yield box
-    controller.stop()
 
 
 @pytest.fixture

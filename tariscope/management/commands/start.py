@@ -16,6 +16,7 @@ from billing.models import Node
 from observers.models import ObserverProfile, SourceType
 from observers.runner import run_profile
 from observers.supervisor import Supervisor
+from scripts.dispatch import Dispatcher, DispatcherBusy
 from scripts.files import shipped_scripts_install
 
 
@@ -45,6 +46,9 @@ class Command(BaseCommand):
         stop = threading.Event()
         threading.Thread(target=Supervisor().run, args=(stop,), name="observers",
                          daemon=True).start()
+        # The scripts bound to events (R9), in this process on the embedded default.
+        threading.Thread(target=self._dispatch, args=(stop,), name="scripts",
+                         daemon=True).start()
         url = f"http://{addrport}/"
         self.stdout.write(self.style.SUCCESS(
             f"\nTariscope is at {url}  (log in as {username!r} with password {password!r})\n"))
@@ -52,6 +56,12 @@ class Command(BaseCommand):
             call_command("runserver", addrport, use_reloader=False, use_threading=True)
         finally:
             stop.set()
+
+    def _dispatch(self, stop: threading.Event) -> None:
+        try:
+            Dispatcher().run(stop)
+        except DispatcherBusy as exc:  # a `dispatch_events` service runs already
+            self.stderr.write(f"scripts: {exc}; this process leaves the scripts to it")
 
     def _login(self):
         """The administrator of an embedded install; the password is kept in the data dir."""

@@ -1,0 +1,213 @@
+"""R9.2, R9.3: the dispatcher hands queued events to the scripts bound to them, in order.
+
+For each QueuedEvent, oldest first, every enabled binding of its profile and event runs its
+script (scripts.host.ScriptProcess, a process per script). A `call_processed` row carries
+the ids of the calls one piece stored: they are scripted one by one, and after each call
+one transaction records what the scripts did (the event log, alerts, the mail they sent,
+which waits in OutgoingMail) together with the row's progress (`done`). So a dispatcher
+killed at any moment goes on, when it starts again, from the first call whose outcome was
+not committed: no call is scripted twice or skipped, and no mail is sent twice for a call
+(only a crash between the mail server's answer and the outbox's delete repeats a mail).
+Mail is sent after each commit; a mail server that is away keeps the mail waiting.
+
+Periodic bindings (`interval` seconds) run without a queue, by their `last_run_at`.
+
+One dispatcher runs at a time on a data directory (a lock file), as a service:
+`manage.py dispatch_events`, or in `manage.py start`'s process on the embedded default.
+"""
+import fcntl
+import logging
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import DatabaseError, close_old_connections, transaction
+from django.utils import timezone
+
+from observers.backoff import backoff
+from scripts.events import Event
+from scripts.files import script_path
+from scripts.host import ScriptProcess, ScriptRun
+from scripts.models import Alert, EventLogEntry, OutgoingMail, QueuedEvent, ScriptBinding
+
+logger = logging.getLogger(__name__)
+
+BATCH = 50  # queued events taken at a time
+PURGE_EVERY = timedelta(hours=1)
+
+
+class DispatcherBusy(RuntimeError):
+    """Another dispatcher runs on this data directory."""
+
+
+class Dispatcher:
+    def __init__(self, *, memory_mb: int | None = None):
+        self.memory_mb = memory_mb or settings.TARISCOPE_SCRIPT_MEMORY_MB
+        self._processes: dict[tuple[Path, float], ScriptProcess] = {}
+        self._mail_failures = 0
+        self._mail_retry_at = 0.0
+        self._purged_at = None
+        self._lock = None
+
+    # -- one round ------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Dispatch what waits now; return how many events (calls counted one by one) ran."""
+        count = 0
+        for queued in list(QueuedEvent.objects.select_related("profile")[:BATCH]):
+            count += self._dispatch(queued)
+        count += self._periodic()
+        self.mail_send()
+        self._purge()
+        return count
+
+    def _dispatch(self, queued: QueuedEvent) -> int:
+        bindings = list(ScriptBinding.objects.filter(
+            profile_id=queued.profile_id, event=queued.event, enabled=True))
+        params = {**queued.params, "event": queued.event, "profile": queued.profile.name}
+        if not bindings:  # unbound (or disabled) since it was queued
+            QueuedEvent.objects.filter(pk=queued.pk).delete()
+            return 0
+        if queued.event != Event.CALL_PROCESSED:
+            self._record(queued, bindings, params, done=None)
+            return 1
+        ids = list(params.pop("ids", []))
+        for index in range(queued.done, len(ids)):
+            self._record(queued, bindings, {**params, "id": ids[index]}, done=index + 1,
+                         last=index + 1 == len(ids))
+        if queued.done >= len(ids):  # nothing was left (a row emptied by an earlier run)
+            QueuedEvent.objects.filter(pk=queued.pk).delete()
+        return max(len(ids) - queued.done, 0)
+
+    def _record(self, queued, bindings, params, *, done, last=True) -> None:
+        """Run the scripts for one event (or one call); commit their outcome with the
+        progress: the row's `done`, or the row's deletion once all is done."""
+        outcomes = [(binding, self._run(binding, params)) for binding in bindings]
+        with transaction.atomic():
+            for binding, outcome in outcomes:
+                outcome_store(binding=binding, params=params, outcome=outcome)
+            if last:
+                QueuedEvent.objects.filter(pk=queued.pk).delete()
+            else:
+                QueuedEvent.objects.filter(pk=queued.pk).update(done=done)
+        self.mail_send()
+
+    def _run(self, binding: ScriptBinding, params: dict) -> ScriptRun:
+        try:
+            path = script_path(binding.script)
+        except FileNotFoundError as exc:
+            return ScriptRun(error=str(exc))
+        key = (path, binding.timeout)
+        process = self._processes.get(key)
+        if process is None:
+            process = self._processes[key] = ScriptProcess(
+                path, timeout=binding.timeout, memory_mb=self.memory_mb, send_mails=False)
+        return process.run(params)
+
+    def _periodic(self) -> int:
+        now = timezone.now()
+        ran = 0
+        for binding in ScriptBinding.objects.filter(event=Event.PERIODIC, enabled=True,
+                                                    interval__gt=0).select_related("profile"):
+            if binding.last_run_at and now - binding.last_run_at < timedelta(
+                    seconds=binding.interval):
+                continue
+            params = {"event": Event.PERIODIC.value, "profile": binding.profile.name}
+            outcome = self._run(binding, params)
+            with transaction.atomic():
+                outcome_store(binding=binding, params=params, outcome=outcome)
+                ScriptBinding.objects.filter(pk=binding.pk).update(last_run_at=now)
+            ran += 1
+        return ran
+
+    # -- mail -----------------------------------------------------------------------------
+
+    def mail_send(self) -> int:
+        """Send the mail that waits, oldest first; stop at the first failure (the server is
+        away) and try again later, with back-off."""
+        now = timezone.now().timestamp()
+        if now < self._mail_retry_at:
+            return 0
+        sent = 0
+        for mail in OutgoingMail.objects.all()[:100]:
+            try:
+                send_mail(mail.subject, mail.body, None, list(mail.to))
+            except Exception as exc:  # smtplib's errors, OSError: the server away or refusing
+                self._mail_failures += 1
+                self._mail_retry_at = now + backoff(self._mail_failures - 1, 1, 300)
+                OutgoingMail.objects.filter(pk=mail.pk).update(
+                    attempts=mail.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:500])
+                logger.warning("mail to %s not sent (%s); trying again later", mail.to, exc)
+                return sent
+            mail.delete()
+            sent += 1
+        self._mail_failures = 0
+        return sent
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def _purge(self) -> None:
+        now = timezone.now()
+        if self._purged_at and now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        horizon = now - timedelta(days=settings.TARISCOPE_EVENT_LOG_DAYS)
+        EventLogEntry.objects.filter(at__lt=horizon).delete()
+
+    def lock(self) -> None:
+        folder = Path(settings.DATA_DIR)
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / "dispatcher.lock", "a")  # noqa: SIM115 (held while running)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise DispatcherBusy("another event dispatcher runs on this data directory") \
+                from None
+        self._lock = handle
+
+    def close(self) -> None:
+        for process in self._processes.values():
+            process.close()
+        self._processes.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
+        """Dispatch until `stop` is set; a database that is away is waited for."""
+        self.lock()
+        failures = 0
+        try:
+            while not stop.is_set():
+                close_old_connections()
+                try:
+                    busy = self.run_once()
+                    failures = 0
+                except DatabaseError as exc:
+                    delay = backoff(failures, 1, 60)
+                    failures += 1
+                    logger.warning("dispatcher: database away (%s); again in %.0f s", exc, delay)
+                    stop.wait(delay)
+                    continue
+                if not busy:
+                    stop.wait(interval)
+        finally:
+            self.close()
+
+
+def outcome_store(*, binding: ScriptBinding, params: dict, outcome: ScriptRun) -> None:
+    """What one script did for one event: its event log entry, its alerts, its mail."""
+    call_id = params.get("id") if params.get("event") == Event.CALL_PROCESSED else None
+    summary = (f"{binding.script}: " + ("failed" if outcome.error else
+               f"{len(outcome.mail)} mail, {len(outcome.alerts)} alerts"))
+    EventLogEntry.objects.create(event=params.get("event", ""), profile=params.get("profile", ""),
+                                 script=binding.script, call_id=call_id, summary=summary[:500],
+                                 log=outcome.log, error=outcome.error or "")
+    for alert in outcome.alerts:
+        Alert.objects.create(script=binding.script, profile=params.get("profile", ""), **alert)
+    for mail in outcome.mail:
+        OutgoingMail.objects.create(to=mail["to"], subject=mail["subject"][:500],
+                                    body=mail["body"], script=binding.script)
