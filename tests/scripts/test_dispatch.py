@@ -1,6 +1,7 @@
 """R9.2, R9.3: events are queued in the transaction of their change and the dispatcher hands
 them to the bound scripts: every stored call once, mail through a real SMTP server, a
 dispatcher killed mid-batch going on without doubling or skipping a call."""
+import json
 import os
 import signal
 import subprocess
@@ -8,7 +9,9 @@ import sys
 import textwrap
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import Count
+from django.utils import timezone
 
 from billing.models import Call
 from scripts.dispatch import Dispatcher
@@ -165,3 +168,27 @@ def test_a_dispatcher_killed_mid_batch_scripts_every_call_exactly_once(
     per_call = dict(EventLogEntry.objects.values_list("call_id").annotate(n=Count("id")))
     assert sorted(per_call) == sorted(Call.objects.values_list("pk", flat=True))
     assert set(per_call.values()) == {1}
+
+
+@pytest.mark.embedded
+def test_alerts_of_a_period_are_printed_as_json(site, dispatcher, settings, capsys):
+    # given a script raising a critical alert for each call, bound to the stored calls
+    name = _script(settings, "alarm.py", 'self.host.alert("critical", "night burst", '
+                                         'call_id=params["id"])\n')
+    ScriptBinding.objects.create(profile=site.profile, event="call_processed", script=name)
+    site.ingest(*_calls(2))
+    dispatcher.run_once()
+    today = timezone.localdate().isoformat()
+    # when the alerts of today are asked for, then those of a level no alert has
+    call_command("alerts", "--from", today, "--to", today)
+    printed = json.loads(capsys.readouterr().out)
+    call_command("alerts", "--from", today, "--to", today, "--level", "warning")
+    # then both alerts are listed with their calls, and none of the other level
+    assert sorted(alert["call_id"] for alert in printed) == sorted(
+        Call.objects.values_list("pk", flat=True))
+    assert {(alert["script"], alert["level"], alert["reason"]) for alert in printed} == {
+        (name, "critical", "night burst")}
+    assert json.loads(capsys.readouterr().out) == []
+    # and a bad date is refused with its option named
+    with pytest.raises(CommandError, match="--from takes a date YYYY-MM-DD"):
+        call_command("alerts", "--from", "yesterday", "--to", today)
