@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
 from observers.sources.settings import SOURCE_KEYS, plain
+from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 from tariffs.services import operator_rates_changed
 from tariscope.siteconfig.checks import (
@@ -38,6 +39,7 @@ def _known_read() -> Known:
         groups={(node, name): parent for node, name, parent in
                 SubscriberGroup.objects.values_list("node__name", "name", "parent__name")},
         subscribers={name: tuple(accounts) for name, accounts in subscribers.items()},
+        observers=frozenset(ObserverProfile.objects.values_list("name", flat=True)),
     )
 
 
@@ -135,7 +137,21 @@ class _Applier:
         self.groups_apply(data.get("groups") or [])
         for item in data.get("subscribers") or ():
             self.subscriber_apply(item)
+        self.scripts_apply(data.get("scripts") or [])
         return {kind: dict(counts) for kind, counts in self.counts.items()}
+
+    def scripts_apply(self, items: list[dict]):
+        """R9.1: bindings by (profile, event, script)."""
+        bindings = {(b.profile_id, b.event, b.script): b for b in ScriptBinding.objects.all()}
+        for item in items:
+            profile = self.observers[item["profile"]]
+            key = (profile.pk, item["event"], item["script"])
+            bindings[key] = self.sync("scripts", ScriptBinding, bindings.get(key), {
+                "profile_id": profile.pk, "event": item["event"], "script": item["script"],
+                "enabled": _or_default(item, "enabled", ScriptBinding),
+                "timeout": float(_or_default(item, "timeout", ScriptBinding)),
+                "interval": _or_default(item, "interval", ScriptBinding),
+            })
 
     def pk(self, table: dict, name):
         return table[name].pk if name is not None else None

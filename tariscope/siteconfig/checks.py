@@ -34,6 +34,7 @@ class Known:
     groups: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     # full name -> account numbers of the subscribers bearing it
     subscribers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    observers: frozenset[str] = frozenset()
 
 
 
@@ -96,6 +97,7 @@ class _Checker:
         self.devices: dict[str, KeyPath] = {}
         self.groups: dict[tuple[str, str], KeyPath] = {}
         self.group_nodes: dict[str, set[str]] = defaultdict(set)  # group name -> its nodes
+        self.observers: dict[str, KeyPath] = {}
 
     def error(self, path: KeyPath, message: str):
         self.errors.append((path, message))
@@ -117,6 +119,7 @@ class _Checker:
         self.devices_check()
         self.groups_check()
         self.subscribers_check()
+        self.scripts_check()
         return self.errors
 
     def refer(self, path: KeyPath, name, in_file, in_db, what: str):
@@ -124,7 +127,7 @@ class _Checker:
             self.error(path, f"unknown {what} {name!r} (neither in the file nor in the database)")
 
     def devices_check(self):
-        observers, devices = {}, []
+        observers, devices = self.observers, []
         for n, node in _dicts(self.data.get("nodes")):
             for d, device in _dicts(node.get("devices")):
                 path = ("nodes", n, "devices", d)
@@ -180,6 +183,21 @@ class _Checker:
                             "route name on this device")
             self.refer(path + ("routes", r, "operator"), route.get("operator"),
                        self.operators, self.known.operators, "operator")
+
+    def scripts_check(self):
+        """A binding names a profile of the file or the database, once per event and
+        script; a periodic one needs its interval."""
+        seen: dict = {}
+        for index, item in _dicts(self.data.get("scripts")):
+            path = ("scripts", index)
+            self.refer(path + ("profile",), item.get("profile"), self.observers,
+                       self.known.observers, "observer profile")
+            if all(_str(item, key) for key in ("profile", "event", "script")):
+                self.unique(seen, (item["profile"], item["event"], item["script"]),
+                            path + ("script",), "binding of this script to this event")
+            if item.get("event") == "periodic" and not item.get("interval"):
+                self.error(path + ("interval",), "a periodic binding needs an interval "
+                                                 "(seconds, more than 0)")
 
     def groups_check(self):
         parents: dict[tuple[str, str], str | None] = dict(self.known.groups)

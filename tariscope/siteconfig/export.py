@@ -6,6 +6,7 @@ from collections import defaultdict
 from billing.models import Device, Node, RouteKind, Subscriber, SubscriberGroup, SubscriberType
 from observers.models import ArchivePeriod, LogLevel, ObserverProfile
 from observers.sources.settings import SOURCES
+from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 from tariscope.siteconfig.schema import DIAL_PLAN_FIELDS, model_default
 
@@ -51,6 +52,14 @@ def site_config_export() -> dict:
         "numbers__device").order_by("full_name", "account_number")
     for subscriber in subscribers:
         out["subscribers"].append(_subscriber_export(subscriber))
+    out["scripts"] = []
+    for binding in ScriptBinding.objects.select_related("profile").order_by(
+            "profile__name", "event", "script"):
+        item = {"profile": binding.profile.name, "event": binding.event, "script": binding.script}
+        _put(item, "enabled", binding.enabled, True)
+        _put(item, "timeout", binding.timeout, 10.0)
+        _put(item, "interval", binding.interval, 0)
+        out["scripts"].append(item)
     return {kind: items for kind, items in out.items() if items}
 
 

@@ -15,11 +15,13 @@ from billing.models import (
 )
 from observers.models import ArchivePeriod, LogLevel, ObserverProfile, SourceType
 from observers.sources.settings import SOURCE_KEY_SCHEMAS, schema_list, schema_object
+from scripts.events import Event
+from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 
 KINDS = (
     "operators", "plans", "nodes", "devices", "routes", "observers", "groups", "subscribers",
-    "numbers",
+    "numbers", "scripts",
 )
 
 
@@ -173,6 +175,22 @@ SUBSCRIBER = schema_object(
     },
 )
 
+SCRIPT_BINDING = schema_object(
+    {
+        "profile": _string(ObserverProfile, "name", minLength=1),
+        "event": {"enum": [event.value for event in Event]},
+        "script": _string(ScriptBinding, "script", minLength=1, pattern=r"^[^/\\]+$",
+                          description="a file name in TARISCOPE_SCRIPTS_DIR (or a shipped "
+                                      "script's name)"),
+    },
+    {
+        "enabled": {"type": "boolean", "default": True},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "default": 10},
+        "interval": {"type": "integer", "minimum": 0, "default": 0,
+                     "description": "periodic: seconds between runs"},
+    },
+)
+
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Tariscope site configuration",
@@ -190,6 +208,7 @@ SCHEMA = {
         "nodes": schema_list(NODE),
         "groups": schema_list(GROUP),
         "subscribers": schema_list(SUBSCRIBER),
+        "scripts": schema_list(SCRIPT_BINDING),
     }),
 }
 

@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
+from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 from tariscope.siteconfig.apply import site_config_apply
 from tariscope.siteconfig.checks import Known, site_config_validate
@@ -96,6 +97,8 @@ def natural_rows() -> dict:
             "personal_code", "edrpou", "tax_code", "bank_code", "bank_name", "bank_account"),
         "numbers": listed(PhoneNumber.objects, "subscriber__account_number", "device__name",
                           "dn", "valid_from", "valid_to", "description"),
+        "scripts": listed(ScriptBinding.objects, "profile__name", "event", "script", "enabled",
+                          "timeout", "interval"),
     }
 
 
@@ -133,9 +136,13 @@ def rich_site():
                            remote=True, archive_dir="/srv/archive/ftp",
                            settings={"host": "pbx1.example", "user": "cdr", "password": "pw",
                                      "after": "rename"})
-    ObserverProfileFactory(name="Radius", device=gateway, source="radius",
-                           settings={"secret": "s3", "port": 1813,
-                                     "clients": [{"address": "10.0.0.1", "secret": "c"}]})
+    radius = ObserverProfileFactory(name="Radius", device=gateway, source="radius",
+                                    settings={"secret": "s3", "port": 1813,
+                                              "clients": [{"address": "10.0.0.1",
+                                                           "secret": "c"}]})
+    ScriptBinding.objects.create(profile=radius, event="call_processed", script="fraud")
+    ScriptBinding.objects.create(profile=radius, event="periodic", script="report.py",
+                                 enabled=False, timeout=30, interval=3600)
     office = SubscriberGroupFactory(node=kyiv, name="Office")
     sales = SubscriberGroupFactory(node=kyiv, name="Sales", parent=office)
     lviv_sales = SubscriberGroupFactory(node=lviv, name="Sales")
@@ -162,8 +169,9 @@ def test_minimal_example_creates_every_object():
     # when it is applied
     counts = site_config_apply(data=data)
 
-    # then one of each kind is created, with the values of the file
-    assert counts == {kind: {"created": 1, "updated": 0, "unchanged": 0} for kind in KINDS}
+    # then one of each kind is created, with the values of the file (it binds no script)
+    assert counts == {**{kind: {"created": 1, "updated": 0, "unchanged": 0} for kind in KINDS},
+                      "scripts": {"created": 0, "updated": 0, "unchanged": 0}}
     device = Device.objects.get(name="PBX1")
     assert (device.node.name, device.type, device.timezone) == ("Kyiv", "3cx", "Europe/Kyiv")
     assert (device.access_code, device.national_prefix, device.international_prefix,
@@ -194,7 +202,8 @@ def test_applying_the_same_file_twice_changes_nothing():
     counts = site_config_apply(data=minimal())
 
     # then everything is reported unchanged and no row's values changed
-    assert counts == {kind: {"created": 0, "updated": 0, "unchanged": 1} for kind in KINDS}
+    assert counts == {**{kind: {"created": 0, "updated": 0, "unchanged": 1} for kind in KINDS},
+                      "scripts": {"created": 0, "updated": 0, "unchanged": 0}}
     assert rows() == before
 
 
@@ -777,3 +786,50 @@ def test_documented_example_applies():
 def test_minimal_example_is_valid_as_given():
     # given the brief's example, when validated alone, then it has no errors
     assert site_config_validate(minimal()) == []
+
+
+# --- Script bindings (R9.1) ----------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_scripts_list_binds_scripts_to_profiles_and_applies_again_unchanged():
+    # given the minimal example with two bindings of its profile
+    data = minimal()
+    data["scripts"] = [{"profile": "PBX1", "event": "call_processed", "script": "fraud"},
+                       {"profile": "PBX1", "event": "periodic", "script": "tick.py",
+                        "interval": 600, "timeout": 2.5, "enabled": False}]
+    # when it is applied, twice
+    first = site_config_apply(data=data)
+    second = site_config_apply(data=data)
+    # then both bindings exist with the file's values, and the second run changes nothing
+    assert first["scripts"] == {"created": 2, "updated": 0, "unchanged": 0}
+    assert second["scripts"] == {"created": 0, "updated": 0, "unchanged": 2}
+    assert sorted(ScriptBinding.objects.values_list(
+        "profile__name", "event", "script", "enabled", "timeout", "interval")) == [
+        ("PBX1", "call_processed", "fraud", True, 10.0, 0),
+        ("PBX1", "periodic", "tick.py", False, 2.5, 600)]
+    # and the export lists them, defaults left out
+    assert site_config_export()["scripts"] == [
+        {"profile": "PBX1", "event": "call_processed", "script": "fraud"},
+        {"profile": "PBX1", "event": "periodic", "script": "tick.py", "enabled": False,
+         "timeout": 2.5, "interval": 600}]
+
+
+@pytest.mark.django_db
+def test_bad_bindings_are_refused_each_with_its_path():
+    # given bindings to an unknown profile, an unknown event, the same binding twice, and a
+    # periodic one without an interval
+    data = minimal()
+    data["scripts"] = [{"profile": "Nobody", "event": "call_processed", "script": "fraud"},
+                       {"profile": "PBX1", "event": "call_made", "script": "fraud"},
+                       {"profile": "PBX1", "event": "call_processed", "script": "fraud"},
+                       {"profile": "PBX1", "event": "call_processed", "script": "fraud"},
+                       {"profile": "PBX1", "event": "periodic", "script": "tick.py"}]
+    # when it is applied, then every problem is named and nothing is written
+    errors = errors_of(data)
+    assert any(e.startswith("scripts[0].profile: unknown observer profile 'Nobody'")
+               for e in errors)
+    assert any(e.startswith("scripts[1].event:") for e in errors)
+    assert any(e.startswith("scripts[3].script: duplicate binding") for e in errors)
+    assert "scripts[4].interval: a periodic binding needs an interval (seconds, more than 0)" \
+        in errors
+    assert not ScriptBinding.objects.exists() and not ObserverProfile.objects.exists()
