@@ -2,12 +2,13 @@
 
 For each QueuedEvent, oldest first, every enabled binding of its profile and event runs its
 script (scripts.host.ScriptProcess, a process per script). A `call_processed` row carries
-the ids of the calls one piece stored: they are scripted one by one, and after each call
-one transaction records what the scripts did (the event log, alerts, the mail they sent,
-which waits in OutgoingMail) together with the row's progress (`done`). So a dispatcher
-killed at any moment goes on, when it starts again, from the first call whose outcome was
-not committed: no call is scripted twice or skipped, and no mail is sent twice for a call
-(only a crash between the mail server's answer and the outbox's delete repeats a mail).
+the ids of the calls one piece stored: they are scripted one by one, and every
+COMMIT_CALLS calls (or COMMIT_SECONDS) one transaction records what the scripts did (the
+event log, alerts, the mail they sent, which waits in OutgoingMail) together with the row's
+progress (`done`). So a dispatcher killed at any moment goes on, when it starts again, from
+the first call whose outcome was not committed: no call's outcome is recorded twice or
+skipped, and no mail is sent twice for a call (only a crash between the mail server's
+answer and the outbox's delete repeats a mail).
 Mail is sent after each commit; a mail server that is away keeps the mail waiting.
 
 Periodic bindings (`interval` seconds) run without a queue, by their `last_run_at`.
@@ -18,6 +19,7 @@ One dispatcher runs at a time on a data directory (a lock file), as a service:
 import fcntl
 import logging
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +37,10 @@ from scripts.models import Alert, EventLogEntry, OutgoingMail, QueuedEvent, Scri
 logger = logging.getLogger(__name__)
 
 BATCH = 50  # queued events taken at a time
+# The outcomes of a queued event's calls are committed together, at most this many calls or
+# this long after the first (so a mail leaves at most that late).
+COMMIT_CALLS = 100
+COMMIT_SECONDS = 0.5
 PURGE_EVERY = timedelta(hours=1)
 
 
@@ -71,24 +77,34 @@ class Dispatcher:
             QueuedEvent.objects.filter(pk=queued.pk).delete()
             return 0
         if queued.event != Event.CALL_PROCESSED:
-            self._record(queued, bindings, params, done=None)
+            self._commit(queued, [(binding, params, self._run(binding, params))
+                                  for binding in bindings], done=None)
             return 1
         ids = list(params.pop("ids", []))
-        for index in range(queued.done, len(ids)):
-            self._record(queued, bindings, {**params, "id": ids[index]}, done=index + 1,
-                         last=index + 1 == len(ids))
         if queued.done >= len(ids):  # nothing was left (a row emptied by an earlier run)
             QueuedEvent.objects.filter(pk=queued.pk).delete()
-        return max(len(ids) - queued.done, 0)
+            return 0
+        outcomes, since = [], time.monotonic()
+        for index in range(queued.done, len(ids)):
+            call_params = {**params, "id": ids[index]}
+            outcomes += [(binding, call_params, self._run(binding, call_params))
+                         for binding in bindings]
+            last = index + 1 == len(ids)
+            if last or index + 1 - queued.done >= COMMIT_CALLS or \
+                    time.monotonic() - since >= COMMIT_SECONDS:
+                self._commit(queued, outcomes, done=None if last else index + 1)
+                queued.done, outcomes, since = index + 1, [], time.monotonic()
+        return len(ids)
 
-    def _record(self, queued, bindings, params, *, done, last=True) -> None:
-        """Run the scripts for one event (or one call); commit their outcome with the
-        progress: the row's `done`, or the row's deletion once all is done."""
-        outcomes = [(binding, self._run(binding, params)) for binding in bindings]
+    def _commit(self, queued, outcomes, *, done) -> None:
+        """Commit what the scripts did for the calls (or the event) just run, with the
+        progress: the row's `done`, or its deletion once all is done (`done` None). Until
+        this commit nothing of theirs is visible, so calls run again after a crash leave
+        no trace twice."""
         with transaction.atomic():
-            for binding, outcome in outcomes:
+            for binding, params, outcome in outcomes:
                 outcome_store(binding=binding, params=params, outcome=outcome)
-            if last:
+            if done is None:
                 QueuedEvent.objects.filter(pk=queued.pk).delete()
             else:
                 QueuedEvent.objects.filter(pk=queued.pk).update(done=done)
