@@ -22,9 +22,11 @@ for each mail the time from its call's insertion (Call.created_at) to its arriva
 SMTP server: p50 and p99.
 """
 import argparse
+import logging
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,7 @@ from observers.models import ObserverProfile  # noqa: E402
 from observers.pipeline import profile_ingest  # noqa: E402
 from scripts.models import EventLogEntry, OutgoingMail, QueuedEvent, ScriptBinding  # noqa: E402
 
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
 MAIL_ID = re.compile(rb"Suspicious call detected\. ID=(\d+)")
 
 
@@ -115,9 +118,11 @@ def main():
     reset(profile)
     ScriptBinding.objects.create(profile=profile, event="call_processed", script="fraud")
     mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:  # a free port (aiosmtpd needs one named)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
     smtp.start()
-    port = smtp.server.sockets[0].getsockname()[1]
     data_dir = tempfile.mkdtemp(prefix="bench-scripts-")
     dispatcher = subprocess.Popen(
         [sys.executable, "manage.py", "dispatch_events", "--interval", "0.05"], cwd=ROOT,
