@@ -27,7 +27,9 @@ try:
 except ImportError:
     pass
 
-RETRY_MAX_SECONDS = 300
+# A minute at most between tries: a waiting piece costs one refused connection a minute,
+# and the calls are stored within a minute of the database coming back.
+RETRY_MAX_SECONDS = 60
 
 
 class _PieceTask(Task):
@@ -51,7 +53,7 @@ def process_chunk(self, profile_id: int, path: str, offset: int, length: int, so
                   lines_before: int = 0) -> dict:
     """Parse and store one archived delivery, or a piece of one that starts after
     `lines_before` lines; a repeat stores nothing twice (R2.4). While the database is away
-    the task is tried again, 1 s, 2 s, 4 s ... up to 5 minutes apart, for as long as it
+    the task is tried again, 1 s, 2 s, 4 s ... up to a minute apart, for as long as it
     takes, each time raising the database error event (R9.2); any other error fails the
     piece for good, counted on its profile. In-process (no broker) the error goes to the
     collector, which keeps the data."""
