@@ -4,11 +4,18 @@ database credentials, and nothing of Django imported: a script reaches the syste
 through the host object, whose calls go back to the host over this process's standard
 input and output, one JSON message per line.
 
-host -> child: {"op": "main", "params": {...}} | {"op": "reply", "value": ..., "error": ...}
-               | {"op": "close"}
+host -> child: {"op": "main", "params": {...}, "alert_email": "...", "call": {...} or null}
+               | {"op": "reply", "value": ..., "error": ...} | {"op": "close"}
 child -> host: {"op": "ready"} or {"op": "failed", "error": traceback} after loading;
-               {"op": "call", "method": "query", "args": [...], "kwargs": {...}};
+               {"op": "call", "method": "query", "args": [...], "kwargs": {...}}, answered
+               by a reply; {"op": "note", "method": "log" | "alert" | "send_mail", ...},
+               not answered (checked here, so the script still gets its error at once);
                {"op": "done", "error": null or traceback} after each main().
+
+With `call_processed` the host sends the call's row of v_calls along with the event (read
+for a whole batch of calls at once): `host.call(id)` of that call, and a query of it by id
+(`SELECT <columns> FROM v_calls WHERE id = %s`, the port of Tariscope's
+`... FROM viCalls WHERE ID=@callid`), are answered from it without a round trip.
 
 A script's own print() goes to the event log as a log line, never into the protocol.
 """
@@ -18,6 +25,7 @@ import decimal
 import importlib.util
 import io
 import json
+import re
 import sys
 import traceback
 
@@ -66,10 +74,37 @@ class HostError(Exception):
     address...)."""
 
 
+LEVELS = ("warning", "critical")
+# A query of one call by its id, with plain column names (or *): answered from the row sent
+# with the event. Anything else (an alias, a quoted or upper-case name, a join) goes to the
+# database, so that the answer is exactly what the database would give.
+_BY_ID = re.compile(r"\s*select\s+(?P<columns>\*|[a-z_]+(?:\s*,\s*[a-z_]+)*)\s+from\s+v_calls"
+                    r"\s+where\s+id\s*=\s*%s\s*;?\s*", re.IGNORECASE)
+
+
 class Host:
     """What a script's init(host) receives (docs/scripts.md, "The host API")."""
 
     closing = False
+
+    def __init__(self):
+        self._event_call = None  # (id, row or None): the call of the current event
+        self._alert_email = ""
+
+    def _event_start(self, message: dict) -> None:
+        params = message.get("params") or {}
+        self._alert_email = message.get("alert_email") or ""
+        self._event_call = (params.get("id"), message["call"]) if "call" in message else None
+
+    def _note(self, method: str, *args, **kwargs) -> None:
+        _send({"op": "note", "method": method, "args": args, "kwargs": kwargs})
+
+    def _known_call(self, call_id):
+        """(True, row or None) when `call_id` is the event's call, sent with it."""
+        if self._event_call is not None and call_id is not None and \
+                str(call_id) == str(self._event_call[0]):
+            return True, self._event_call[1]
+        return False, None
 
     def _call(self, method: str, *args, **kwargs):
         _send({"op": "call", "method": method, "args": args, "kwargs": kwargs})
@@ -83,22 +118,65 @@ class Host:
                 self.closing = True
 
     def log(self, text) -> None:
-        self._call("log", str(text))
+        self._note("log", str(text))
 
     def send_mail(self, to, subject, body) -> None:
-        self._call("send_mail", to or "", str(subject), str(body))
+        recipients = [address.strip() for address in str(to or "").split(",")
+                      if address.strip()] or \
+            [address.strip() for address in self._alert_email.split(",") if address.strip()]
+        if not recipients:
+            raise HostError("ValueError: no recipient: the script gave none and "
+                            "TARISCOPE_ALERT_EMAIL is not set")
+        self._note("send_mail", recipients, str(subject), str(body))
 
     def alert(self, level, reason, call_id=None, subscriber_id=None) -> None:
-        self._call("alert", str(level), str(reason), call_id=call_id, subscriber_id=subscriber_id)
+        if level not in LEVELS:
+            raise HostError(f"ValueError: an alert's level is warning or critical, not {level!r}")
+        self._note("alert", str(level), str(reason), call_id=_whole(call_id),
+                   subscriber_id=_whole(subscriber_id))
 
     def call(self, id):  # noqa: A002 (the pinned name)
+        known, row = self._known_call(id)
+        if known:
+            return dict(row) if row is not None else None
         return self._call("call", id)
 
     def subscriber(self, id):  # noqa: A002 (the pinned name)
         return self._call("subscriber", id)
 
+    def holidays(self, year, device_id):
+        """The holidays of a device's node in `year` (its country's public holidays and the
+        node's own days, the calendar rating uses), as a sorted list of dates."""
+        return self._call("holidays", year, device_id)
+
+    def close_subscriber(self, subscriber_id, reason):
+        """Close the subscriber's outgoing external calls on the PBX (R8)."""
+        return self._call("close_subscriber", subscriber_id, str(reason))
+
     def query(self, sql, params=None) -> list:
-        return self._call("query", sql, list(params or []))
+        params = list(params or [])
+        if isinstance(sql, str) and len(params) == 1:
+            match = _BY_ID.fullmatch(sql)
+            known, row = self._known_call(params[0]) if match else (False, None)
+            if known and (row is None or match["columns"] == "*"
+                          or all(name.strip() in row for name in match["columns"].split(","))):
+                if row is None:
+                    return []
+                if match["columns"] == "*":
+                    return [dict(row)]
+                return [{name.strip(): row[name.strip()]
+                         for name in match["columns"].split(",")}]
+        return self._call("query", sql, params)
+
+
+def _whole(value):
+    """An id as the host stores it: a whole number, or None."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise HostError(f"ValueError: an id is a whole number, not {value!r}") from None
 
 
 class _LogWriter(io.TextIOBase):
@@ -160,6 +238,7 @@ def main() -> None:
                 return
             if message.get("op") != "main":
                 continue
+            host._event_start(message)
             try:
                 script.main(message.get("params") or {})
                 error = None

@@ -24,14 +24,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from observers.backoff import backoff
-from scripts.events import Event
+from scripts.events import Event, event_emit
 from scripts.files import script_path
-from scripts.host import ScriptProcess, ScriptRun
+from scripts.host import ScriptProcess, ScriptRun, calls_read
 from scripts.models import Alert, EventLogEntry, OutgoingMail, QueuedEvent, ScriptBinding
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class DispatcherBusy(RuntimeError):
 class Dispatcher:
     def __init__(self, *, memory_mb: int | None = None):
         self.memory_mb = memory_mb or settings.TARISCOPE_SCRIPT_MEMORY_MB
-        self._processes: dict[tuple[Path, float], ScriptProcess] = {}
+        self._processes: dict[Path, ScriptProcess] = {}
         self._mail_failures = 0
         self._mail_retry_at = 0.0
         self._purged_at = None
@@ -84,16 +84,23 @@ class Dispatcher:
         if queued.done >= len(ids):  # nothing was left (a row emptied by an earlier run)
             QueuedEvent.objects.filter(pk=queued.pk).delete()
             return 0
-        outcomes, since = [], time.monotonic()
-        for index in range(queued.done, len(ids)):
-            call_params = {**params, "id": ids[index]}
-            outcomes += [(binding, call_params, self._run(binding, call_params))
-                         for binding in bindings]
-            last = index + 1 == len(ids)
-            if last or index + 1 - queued.done >= COMMIT_CALLS or \
-                    time.monotonic() - since >= COMMIT_SECONDS:
-                self._commit(queued, outcomes, done=None if last else index + 1)
-                queued.done, outcomes, since = index + 1, [], time.monotonic()
+        start = queued.done
+        while start < len(ids):
+            # The calls' rows of v_calls are read for up to COMMIT_CALLS calls at once, and
+            # each script gets its call's row with the event.
+            chunk = ids[start:start + COMMIT_CALLS]
+            rows = calls_read(chunk)
+            outcomes, since, done = [], time.monotonic(), start
+            for call_id in chunk:
+                call_params = {**params, "id": call_id}
+                outcomes += [(binding, call_params,
+                              self._run(binding, call_params, call=rows.get(call_id)))
+                             for binding in bindings]
+                done += 1
+                if time.monotonic() - since >= COMMIT_SECONDS:
+                    break
+            self._commit(queued, outcomes, done=None if done == len(ids) else done)
+            queued.done = start = done
         return len(ids)
 
     def _commit(self, queued, outcomes, *, done) -> None:
@@ -102,25 +109,25 @@ class Dispatcher:
         this commit nothing of theirs is visible, so calls run again after a crash leave
         no trace twice."""
         with transaction.atomic():
-            for binding, params, outcome in outcomes:
-                outcome_store(binding=binding, params=params, outcome=outcome)
+            outcomes_store(outcomes)
             if done is None:
                 QueuedEvent.objects.filter(pk=queued.pk).delete()
             else:
                 QueuedEvent.objects.filter(pk=queued.pk).update(done=done)
         self.mail_send()
 
-    def _run(self, binding: ScriptBinding, params: dict) -> ScriptRun:
+    def _run(self, binding: ScriptBinding, params: dict, **event) -> ScriptRun:
         try:
             path = script_path(binding.script)
         except FileNotFoundError as exc:
             return ScriptRun(error=str(exc))
-        key = (path, binding.timeout)
-        process = self._processes.get(key)
+        # One process per script file, whatever its bindings: a script keeps what it learnt
+        # (fraud_behaviour.py's profiles, built on `periodic`) for its `call_processed`.
+        process = self._processes.get(path)
         if process is None:
-            process = self._processes[key] = ScriptProcess(
-                path, timeout=binding.timeout, memory_mb=self.memory_mb, send_mails=False)
-        return process.run(params)
+            process = self._processes[path] = ScriptProcess(
+                path, memory_mb=self.memory_mb, send_mails=False)
+        return process.run(params, timeout=binding.timeout, **event)
 
     def _periodic(self) -> int:
         now = timezone.now()
@@ -133,7 +140,7 @@ class Dispatcher:
             params = {"event": Event.PERIODIC.value, "profile": binding.profile.name}
             outcome = self._run(binding, params)
             with transaction.atomic():
-                outcome_store(binding=binding, params=params, outcome=outcome)
+                outcomes_store([(binding, params, outcome)])
                 ScriptBinding.objects.filter(pk=binding.pk).update(last_run_at=now)
             ran += 1
         return ran
@@ -141,26 +148,35 @@ class Dispatcher:
     # -- mail -----------------------------------------------------------------------------
 
     def mail_send(self) -> int:
-        """Send the mail that waits, oldest first; stop at the first failure (the server is
-        away) and try again later, with back-off."""
+        """Send the mail that waits, oldest first, over one connection to the mail server;
+        stop at the first failure (the server is away) and try again later, with
+        back-off."""
         now = timezone.now().timestamp()
         if now < self._mail_retry_at:
             return 0
-        sent = 0
-        for mail in OutgoingMail.objects.all()[:100]:
-            try:
-                send_mail(mail.subject, mail.body, None, list(mail.to))
-            except Exception as exc:  # smtplib's errors, OSError: the server away or refusing
-                self._mail_failures += 1
-                self._mail_retry_at = now + backoff(self._mail_failures - 1, 1, 300)
-                OutgoingMail.objects.filter(pk=mail.pk).update(
-                    attempts=mail.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:500])
-                logger.warning("mail to %s not sent (%s); trying again later", mail.to, exc)
-                return sent
-            mail.delete()
-            sent += 1
-        self._mail_failures = 0
-        return sent
+        waiting = list(OutgoingMail.objects.all()[:100])
+        if not waiting:
+            return 0
+        sent = []
+        try:
+            with get_connection() as mail_connection:
+                for mail in waiting:
+                    EmailMessage(mail.subject, mail.body, None, list(mail.to),
+                                 connection=mail_connection).send()
+                    sent.append(mail.pk)
+        except Exception as exc:  # smtplib's errors, OSError: the server away or refusing
+            self._mail_failures += 1
+            self._mail_retry_at = now + backoff(self._mail_failures - 1, 1, 300)
+            failed = waiting[len(sent)]
+            OutgoingMail.objects.filter(pk=failed.pk).update(
+                attempts=failed.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:500])
+            logger.warning("mail to %s not sent (%s); trying again later", failed.to, exc)
+        else:
+            self._mail_failures = 0
+        # A mail the server took is never sent again (only a crash before this delete
+        # repeats one).
+        OutgoingMail.objects.filter(pk__in=sent).delete()
+        return len(sent)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -214,16 +230,30 @@ class Dispatcher:
             self.close()
 
 
-def outcome_store(*, binding: ScriptBinding, params: dict, outcome: ScriptRun) -> None:
-    """What one script did for one event: its event log entry, its alerts, its mail."""
-    call_id = params.get("id") if params.get("event") == Event.CALL_PROCESSED else None
-    summary = (f"{binding.script}: " + ("failed" if outcome.error else
-               f"{len(outcome.mail)} mail, {len(outcome.alerts)} alerts"))
-    EventLogEntry.objects.create(event=params.get("event", ""), profile=params.get("profile", ""),
-                                 script=binding.script, call_id=call_id, summary=summary[:500],
-                                 log=outcome.log, error=outcome.error or "")
-    for alert in outcome.alerts:
-        Alert.objects.create(script=binding.script, profile=params.get("profile", ""), **alert)
-    for mail in outcome.mail:
-        OutgoingMail.objects.create(to=mail["to"], subject=mail["subject"][:500],
-                                    body=mail["body"], script=binding.script)
+def outcomes_store(outcomes: list[tuple[ScriptBinding, dict, ScriptRun]]) -> None:
+    """What the scripts did for their events: an event log entry per script and event, its
+    alerts (each an `alert` event of its own), its mail; a few INSERTs for a whole batch."""
+    entries, mails, alerts = [], [], []
+    for binding, params, outcome in outcomes:
+        event = params.get("event", "")
+        call_id = params.get("id") if event == Event.CALL_PROCESSED else None
+        summary = (f"{binding.script}: " + ("failed" if outcome.error else
+                   f"{len(outcome.mail)} mail, {len(outcome.alerts)} alerts"))
+        entries.append(EventLogEntry(event=event, profile=params.get("profile", ""),
+                                     script=binding.script, call_id=call_id,
+                                     summary=summary[:500], log=outcome.log,
+                                     error=outcome.error or ""))
+        alerts += [(event, Alert(script=binding.script, profile=params.get("profile", ""),
+                                 **alert)) for alert in outcome.alerts]
+        mails += [OutgoingMail(to=mail["to"], subject=mail["subject"][:500],
+                               body=mail["body"], script=binding.script)
+                  for mail in outcome.mail]
+    EventLogEntry.objects.bulk_create(entries)
+    OutgoingMail.objects.bulk_create(mails)
+    stored = Alert.objects.bulk_create([alert for _, alert in alerts])
+    for (cause, _), alert in zip(alerts, stored, strict=True):
+        if cause == Event.ALERT:
+            continue  # an alert raised by a script of the alert event: no event again
+        event_emit(Event.ALERT, profile=alert.profile, alert_id=alert.pk, level=alert.level,
+                   reason=alert.reason, call_id=alert.call_id,
+                   subscriber_id=alert.subscriber_id, script=alert.script)

@@ -23,6 +23,9 @@ class Event(StrEnum):
     # Ours: a piece of received data could not be processed for good (R2.4); its bytes are
     # in the raw archive, for `reprocess` once the cause is fixed.
     PROCESSING_FAILED = "processing_failed"
+    # A script raised an alert (host.alert): params alert_id, level, reason, call_id,
+    # subscriber_id, script. Alerts raised by the scripts of this event raise none again.
+    ALERT = "alert"
 
 
 Subscriber = Callable[[Event, dict], None]

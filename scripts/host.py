@@ -19,23 +19,27 @@ import contextlib
 import json
 import os
 import selectors
+import smtplib
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.core.mail import send_mail
 
-from billing.models import Subscriber
+from billing.models import Device, Subscriber
+from billing.selectors import HolidayCalendar
 from scripts.sql import QueryRefused, query_read_only
 
 CHILD = Path(__file__).resolve().parent / "child.py"
 LEVELS = ("warning", "critical")
+NOTES = frozenset({"log", "alert", "send_mail"})  # host calls that are not answered
+NOT_READ = object()  # run(call=...): the event's call was not read beforehand
 START_SECONDS = 10.0  # loading a script (its imports, init) may take this long
 # What a script's process inherits from ours: enough to run Python, no credentials.
 INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
@@ -167,9 +171,14 @@ class ScriptProcess:
 
     # -- one event ------------------------------------------------------------------------
 
-    def run(self, params: dict) -> ScriptRun:
-        """Call the script's main(params); its outcome, whatever happened."""
+    def run(self, params: dict, *, timeout: float | None = None,
+            call=NOT_READ) -> ScriptRun:
+        """Call the script's main(params); its outcome, whatever happened. `timeout` (the
+        binding's) overrides the process's own; `call` is the event's call, its row of
+        v_calls read beforehand (None: not there), which the script then gets without a
+        round trip."""
         self._run = run = ScriptRun()
+        timeout = self.timeout if timeout is None else timeout
         try:
             if self._process is not None and (
                     self._process.poll() is not None
@@ -177,21 +186,28 @@ class ScriptProcess:
                 self.stop()  # ended, or edited: load it again
             if self._process is None:
                 self._start()
-            self._write({"op": "main", "params": _jsonable(params)})
-            deadline = time.monotonic() + self.timeout
+            message = {"op": "main", "params": _jsonable(params),
+                       "alert_email": settings.TARISCOPE_ALERT_EMAIL or ""}
+            if call is not NOT_READ:
+                message["call"] = _jsonable(call)
+            self._write(message)
+            deadline = time.monotonic() + timeout
             while True:
                 message = self._receive(deadline)
                 if message is None:
                     if self._process.poll() is None:
-                        run.error = f"stopped after {self.timeout:g} s (the binding's timeout)"
+                        run.error = f"stopped after {timeout:g} s (the binding's timeout)"
                     else:
                         run.error = self._gone("ended")
                     self.stop()
                     return run
-                if message.get("op") == "done":
+                operation = message.get("op")
+                if operation == "done":
                     run.error = message.get("error")
                     return run
-                if message.get("op") == "call":
+                if operation == "note":
+                    self._note(message)
+                elif operation == "call":
                     self._serve(message)
         except ScriptError as exc:
             run.error = str(exc)
@@ -199,6 +215,18 @@ class ScriptProcess:
             run.error = self._gone(f"could not be reached ({exc})")
             self.stop()
         return run
+
+    def _note(self, message: dict) -> None:
+        """A call the script does not wait for (log, alert, send_mail: scripts/child.py
+        checked its arguments)."""
+        method = message.get("method")
+        if method not in NOTES:
+            return
+        try:
+            getattr(self, f"_host_{method}")(*message.get("args", []),
+                                             **message.get("kwargs", {}))
+        except (ValueError, TypeError) as exc:
+            self._run.log.append(f"host.{method}: {type(exc).__name__}: {exc}")
 
     def _serve(self, message: dict) -> None:
         method = message.get("method")
@@ -217,14 +245,15 @@ class ScriptProcess:
     def _host_log(self, text: str) -> None:
         self._run.log.append(str(text)[:10_000])
 
-    def _host_send_mail(self, to: str, subject: str, body: str) -> None:
-        recipient = (to or "").strip() or settings.TARISCOPE_ALERT_EMAIL
-        if not recipient:
-            raise ValueError("no recipient: the script gave none and TARISCOPE_ALERT_EMAIL "
-                             "is not set")
-        recipients = [address.strip() for address in recipient.split(",") if address.strip()]
+    def _host_send_mail(self, to, subject: str, body: str) -> None:
+        recipients = mail_recipients(to)
         if self.send_mails:
-            send_mail(str(subject), str(body), None, recipients)
+            try:
+                send_mail(str(subject), str(body), None, recipients)
+            except (OSError, smtplib.SMTPException) as exc:
+                self._run.log.append(f"mail to {', '.join(recipients)} not sent: "
+                                     f"{type(exc).__name__}: {exc}")
+                return
         self._run.mail.append({"to": recipients, "subject": str(subject), "body": str(body)})
 
     def _host_alert(self, level: str, reason: str, call_id=None, subscriber_id=None) -> None:
@@ -250,6 +279,49 @@ class ScriptProcess:
 
     def _host_query(self, sql: str, params: list) -> list[dict]:
         return query_read_only(sql, params, timeout=min(self.timeout, 30.0))
+
+    def _host_holidays(self, year, device_id) -> list[date]:
+        try:
+            year = int(year)
+        except (TypeError, ValueError):
+            raise ValueError(f"a year is a whole number, not {year!r}") from None
+        device = Device.objects.select_related("node").filter(pk=_id_or_none(device_id)).first()
+        if device is None:
+            raise ValueError(f"no device {device_id!r}")
+        calendar = HolidayCalendar(device.node)
+        first = date(year, 1, 1)
+        return [day for day in (first + timedelta(days=n) for n in range(366))
+                if day.year == year and calendar.is_holiday(day)]
+
+    def _host_close_subscriber(self, subscriber_id, reason) -> None:
+        raise ValueError("closing a subscriber on the PBX needs the restrictions module, "
+                         "which is not built yet (R8)")
+
+
+def mail_recipients(to) -> list[str]:
+    """The addresses of a script's mail: `to` (a list, or comma-separated text), or when it
+    is empty TARISCOPE_ALERT_EMAIL."""
+    if isinstance(to, list | tuple):
+        to = ",".join(str(address) for address in to)
+    recipients = [address.strip() for address in str(to or "").split(",") if address.strip()]
+    if not recipients:
+        recipients = [address.strip() for address in
+                      (settings.TARISCOPE_ALERT_EMAIL or "").split(",") if address.strip()]
+    if not recipients:
+        raise ValueError("no recipient: the script gave none and TARISCOPE_ALERT_EMAIL "
+                         "is not set")
+    return recipients
+
+
+def calls_read(ids: list[int]) -> dict[int, dict]:
+    """The rows of v_calls of these calls (read as a script's query is), by id: one query
+    for a batch of calls instead of one per call and script."""
+    if not ids:
+        return {}
+    placeholders = ", ".join(["%s"] * len(ids))
+    rows = query_read_only(f"SELECT * FROM v_calls WHERE id IN ({placeholders})",  # noqa: S608
+                           [int(call_id) for call_id in ids], timeout=30.0)
+    return {row["id"]: row for row in rows}
 
 
 def _id_or_none(value):

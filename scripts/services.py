@@ -51,7 +51,7 @@ def events_recording_start() -> None:
 # (a PBX connected, the database away: then nothing can be recorded anyway), and a failure
 # to record them is logged and goes no further.
 TRANSACTIONAL = frozenset({Event.CALL_PROCESSED, Event.SUBSCRIBER_CLASS_CHANGED,
-                           Event.GROUP_CLASS_CHANGED})
+                           Event.GROUP_CLASS_CHANGED, Event.ALERT})
 
 
 def _subscriber(event, params):

@@ -69,9 +69,11 @@ def _rows(cursor, converters: dict | None = None) -> list[dict]:
     return rows
 
 
-# SQLite gives the view's money as a number and its times as text: the columns of v_calls
-# by their names, as PostgreSQL gives them.
-_SQLITE_TYPES = {"cost": lambda value: Decimal(str(value)),
+# SQLite gives the view's money as a number (1.0000 stored as 1) and its times as text: the
+# columns of v_calls by their names, as PostgreSQL gives them (cost with the column's four
+# decimal places).
+_COST_PLACES = Decimal("0.0001")
+_SQLITE_TYPES = {"cost": lambda value: Decimal(str(value)).quantize(_COST_PLACES),
                  "calldatetime": lambda value: datetime.fromisoformat(str(value)),
                  "calldatetime_utc": lambda value: datetime.fromisoformat(str(value))}
 

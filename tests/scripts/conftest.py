@@ -9,10 +9,12 @@ class Mailbox:
 
     def __init__(self):
         self.messages = []
+        self.sessions = []  # the connection (an id of it) each mail came over
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               envelope.content.decode("utf-8", "replace")))
+        self.sessions.append(id(session))
         return "250 OK"
 
 

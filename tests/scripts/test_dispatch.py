@@ -192,3 +192,120 @@ def test_alerts_of_a_period_are_printed_as_json(site, dispatcher, settings, caps
     # and a bad date is refused with its option named
     with pytest.raises(CommandError, match="--from takes a date YYYY-MM-DD"):
         call_command("alerts", "--from", "yesterday", "--to", today)
+
+
+@pytest.mark.embedded
+def test_the_mail_of_a_batch_goes_over_one_connection(site, dispatcher, mailbox):
+    # given fraud.py bound, and three suspicious calls in one file
+    ScriptBinding.objects.create(profile=site.profile, event="call_processed", script="fraud")
+    site.ingest(*(_international_saturday(f"Call 93{n}") for n in range(3)))
+    # when they are dispatched
+    dispatcher.run_once()
+    # then three mails reached the server, over a single SMTP session
+    wait_for(lambda: len(mailbox.messages) == 3, timeout=10)
+    assert len(set(mailbox.sessions)) == 1
+
+
+@pytest.mark.embedded
+def test_a_script_reads_its_call_from_the_batch_and_other_queries_from_the_database(
+        site, dispatcher, settings):
+    # given a script that reads its call three ways, and an aliased query that the
+    # row sent with the event cannot answer
+    name = _script(settings, "reads.py", """
+        by_id = self.host.query("SELECT id, cost, calltype FROM v_calls WHERE id = %s",
+                                [params["id"]])
+        aliased = self.host.query("SELECT id AS n FROM v_calls WHERE id = %s", [params["id"]])
+        row = self.host.call(params["id"])
+        self.host.log("%s %s %s %s" % (by_id[0]["id"], by_id[0]["cost"], row["dialnumber"],
+                                       aliased))
+    """)
+    ScriptBinding.objects.create(profile=site.profile, event="call_processed", script=name)
+    site.ingest(*_calls(2, to_no="0442345678", dial_no="90442345678"))
+    # when dispatched
+    assert dispatcher.run_once() == 2
+    # then each script saw its own call, with the values the database holds
+    for entry in EventLogEntry.objects.all():
+        call = Call.objects.get(pk=entry.call_id)
+        assert entry.error == ""
+        assert entry.log == [f"{call.pk} {call.cost} {call.dialled} [{{'n': {call.pk}}}]"]
+
+
+@pytest.mark.embedded
+def test_the_row_sent_with_the_event_answers_without_asking_the_database(tmp_path):
+    # given a script that queries its call by id, and a row sent with the event that the
+    # database does not hold (id 424242)
+    from scripts.host import ScriptProcess
+
+    path = tmp_path / "probe.py"
+    path.write_text(textwrap.dedent("""
+        class Probe:
+            def init(self, host):
+                self.host = host
+
+            def main(self, params):
+                rows = self.host.query(
+                    "select id, dialnumber from v_calls where id = %s", [params["id"]])
+                self.host.log(repr(rows))
+                self.host.log(repr(self.host.call(params["id"])))
+    """))
+    process = ScriptProcess(path)
+    try:
+        # when it runs with the row, then with "not found" (None)
+        found = process.run({"event": "call_processed", "id": 424242},
+                            call={"id": 424242, "dialnumber": "882161234", "cost": None})
+        missing = process.run({"event": "call_processed", "id": 424243}, call=None)
+    finally:
+        process.close()
+    # then the answers came from what was sent
+    assert found.log == ["[{'id': 424242, 'dialnumber': '882161234'}]",
+                         "{'id': 424242, 'dialnumber': '882161234', 'cost': None}"]
+    assert missing.log == ["[]", "None"]
+
+
+@pytest.mark.embedded
+def test_an_alert_is_an_event_of_its_own_and_its_scripts_alerts_raise_no_more(
+        site, dispatcher, settings):
+    # given a script that alerts on every call, and one bound to "alert" that alerts too
+    caller = _script(settings, "alerting.py", """
+        self.host.alert("critical", "call %s is odd" % params["id"], call_id=params["id"])
+    """)
+    echo = _script(settings, "echo.py", """
+        self.host.log("%s %s %s" % (params["level"], params["reason"], params["script"]))
+        self.host.alert("warning", "echoed " + params["reason"])
+    """)
+    ScriptBinding.objects.create(profile=site.profile, event="call_processed", script=caller)
+    ScriptBinding.objects.create(profile=site.profile, event="alert", script=echo)
+    site.ingest(*_calls(1))
+    call = Call.objects.get()
+    # when dispatched until nothing waits
+    while dispatcher.run_once():
+        pass
+    # then the alert ran the alert script once, and its own alert raised no event
+    from scripts.models import Alert
+
+    assert sorted(Alert.objects.values_list("script", "reason")) == [
+        ("alerting.py", f"call {call.pk} is odd"), ("echo.py", f"echoed call {call.pk} is odd")]
+    entry = EventLogEntry.objects.get(event="alert")
+    assert entry.log == [f"critical call {call.pk} is odd alerting.py"]
+    assert not QueuedEvent.objects.exists()
+
+
+@pytest.mark.embedded
+def test_a_scripts_bindings_share_one_process_so_periodic_work_serves_its_calls(
+        site, dispatcher, settings):
+    # given a script that learns on "periodic" and uses what it learnt on each call
+    name = _script(settings, "learner.py", """
+        if params["event"] == "periodic":
+            self.learnt = "profiles built"
+        else:
+            self.host.log(getattr(self, "learnt", "nothing learnt"))
+    """)
+    ScriptBinding.objects.create(profile=site.profile, event="periodic", script=name,
+                                 interval=3600, timeout=60)
+    ScriptBinding.objects.create(profile=site.profile, event="call_processed", script=name)
+    dispatcher.run_once()  # the periodic run
+    # when a call is stored and dispatched
+    site.ingest(*_calls(1))
+    dispatcher.run_once()
+    # then the call's run saw what the periodic run built (one process for both bindings)
+    assert EventLogEntry.objects.get(event="call_processed").log == ["profiles built"]

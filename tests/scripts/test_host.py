@@ -296,3 +296,46 @@ def test_the_shipped_fraud_script_mails_a_long_international_call_on_saturday(
     assert (f"Suspicious call detected. ID={saturday.pk} CallDateTime=2024-06-22 12:00:00 "
             "Call duration=151") in content
     assert outcomes[1]["mail"] == []
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_holidays_are_the_nodes_calendar_its_countrys_and_its_own(site, script):
+    # given a Ukrainian node with a day of its own (2021: since 2022 martial law has
+    # suspended Ukraine's public holidays, and the calendar says so)
+    from billing.models import Holiday
+
+    Holiday.objects.create(node=site.node, date=datetime_module.date(2021, 3, 11),
+                           name="Company day")
+    path = script("""
+        days = self.host.holidays(2021, params["device_id"])
+        self.host.log(" ".join(day.isoformat() for day in days if day.month <= 3))
+        try:
+            self.host.holidays(2021, 999999)
+        except Exception as exc:
+            self.host.log(str(exc))
+    """)
+    # when a script asks for 2021
+    outcome = run(path, {"event": "periodic", "device_id": site.device.pk})
+    # then it gets New Year's Day, Christmas, the day off moved to 8 January, Women's Day
+    # and the node's own day, as dates
+    assert outcome.error is None
+    assert outcome.log == ["2021-01-01 2021-01-07 2021-01-08 2021-03-08 2021-03-11",
+                           "ValueError: no device 999999"]
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_closing_a_subscriber_says_the_restrictions_module_is_missing(site, script):
+    # given a script that would close a subscriber on a critical alert
+    path = script("""
+        try:
+            self.host.close_subscriber(params["subscriber_id"], "fraud")
+        except Exception as exc:
+            self.host.log(str(exc))
+    """)
+    # when it asks
+    outcome = run(path, {"event": "alert", "subscriber_id": site.subscriber.pk})
+    # then it is told why it cannot (R8 is not built yet), and nothing fails
+    assert outcome.error is None
+    assert "restrictions module" in outcome.log[0]
