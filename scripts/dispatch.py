@@ -72,7 +72,8 @@ class Dispatcher:
     def _dispatch(self, queued: QueuedEvent) -> int:
         bindings = list(ScriptBinding.objects.filter(
             profile_id=queued.profile_id, event=queued.event, enabled=True))
-        params = {**queued.params, "event": queued.event, "profile": queued.profile.name}
+        params = {**queued.params, "event": queued.event, "profile": queued.profile.name,
+                  "raised_at": queued.created_at}
         if not bindings:  # unbound (or disabled) since it was queued
             QueuedEvent.objects.filter(pk=queued.pk).delete()
             return 0
@@ -137,7 +138,8 @@ class Dispatcher:
             if binding.last_run_at and now - binding.last_run_at < timedelta(
                     seconds=binding.interval):
                 continue
-            params = {"event": Event.PERIODIC.value, "profile": binding.profile.name}
+            params = {"event": Event.PERIODIC.value, "profile": binding.profile.name,
+                      "raised_at": now}
             outcome = self._run(binding, params)
             with transaction.atomic():
                 outcomes_store([(binding, params, outcome)])

@@ -95,6 +95,7 @@ class ScriptProcess:
         self._buffer = b""
         self._loaded_mtime = None
         self._run: ScriptRun | None = None
+        self._timeout = timeout  # the current event's
 
     # -- the process ----------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ class ScriptProcess:
         v_calls read beforehand (None: not there), which the script then gets without a
         round trip."""
         self._run = run = ScriptRun()
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self._timeout = self.timeout if timeout is None else timeout
         try:
             if self._process is not None and (
                     self._process.poll() is not None
@@ -278,7 +279,7 @@ class ScriptProcess:
                 "type": subscriber.type}
 
     def _host_query(self, sql: str, params: list) -> list[dict]:
-        return query_read_only(sql, params, timeout=min(self.timeout, 30.0))
+        return query_read_only(sql, params, timeout=min(self._timeout, 30.0))
 
     def _host_holidays(self, year, device_id) -> list[date]:
         try:
