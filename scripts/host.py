@@ -34,6 +34,7 @@ from django.core.mail import send_mail
 
 from billing.models import Device, Subscriber
 from billing.selectors import HolidayCalendar
+from observers.backoff import backoff
 from scripts.sql import QueryRefused, query_read_only
 
 CHILD = Path(__file__).resolve().parent / "child.py"
@@ -41,6 +42,7 @@ LEVELS = ("warning", "critical")
 NOTES = frozenset({"log", "alert", "send_mail"})  # host calls that are not answered
 NOT_READ = object()  # run(call=...): the event's call was not read beforehand
 START_SECONDS = 10.0  # loading a script (its imports, init) may take this long
+RESTART_MAX_SECONDS = 60.0
 # What a script's process inherits from ours: enough to run Python, no credentials.
 INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
 
@@ -96,6 +98,13 @@ class ScriptProcess:
         self._loaded_mtime = None
         self._run: ScriptRun | None = None
         self._timeout = timeout  # the current event's
+        # Restarts with back-off: after a process lost (not loaded, stopped at its timeout,
+        # crashed) twice in a row, the next start waits 1 s, 2 s ... up to RESTART_MAX_SECONDS;
+        # the events meanwhile are not run, and say why. An edit of the file starts it at once.
+        self._losses = 0
+        self._restart_at = 0.0
+        self._lost_why = ""
+        self._lost_mtime = None
 
     # -- the process ----------------------------------------------------------------------
 
@@ -109,7 +118,15 @@ class ScriptProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             env=environment, cwd=str(self.path.parent), start_new_session=True)
         self._buffer = b""
-        message = self._receive(time.monotonic() + START_SECONDS)
+        deadline = time.monotonic() + START_SECONDS
+        message = self._receive(deadline)
+        # init() and the module's own code may log, print and query already.
+        while message is not None and message.get("op") in ("note", "call"):
+            if message["op"] == "note":
+                self._note(message)
+            else:
+                self._serve(message)
+            message = self._receive(deadline)
         if message is None or message.get("op") != "ready":
             error = (message or {}).get("error") or self._gone("did not start")
             self.stop()
@@ -186,7 +203,7 @@ class ScriptProcess:
                     or self.path.stat().st_mtime_ns != self._loaded_mtime):
                 self.stop()  # ended, or edited: load it again
             if self._process is None:
-                self._start()
+                self._start_or_wait()
             message = {"op": "main", "params": _jsonable(params),
                        "alert_email": settings.TARISCOPE_ALERT_EMAIL or ""}
             if call is not NOT_READ:
@@ -201,10 +218,12 @@ class ScriptProcess:
                     else:
                         run.error = self._gone("ended")
                     self.stop()
+                    self._lost(run.error)
                     return run
                 operation = message.get("op")
                 if operation == "done":
                     run.error = message.get("error")
+                    self._losses = 0
                     return run
                 if operation == "note":
                     self._note(message)
@@ -215,7 +234,34 @@ class ScriptProcess:
         except OSError as exc:  # the script's pipe broke
             run.error = self._gone(f"could not be reached ({exc})")
             self.stop()
+            self._lost(run.error)
         return run
+
+    def _start_or_wait(self) -> None:
+        """Start the process, unless it was lost again and again and its back-off has not
+        passed (an edited file is tried at once)."""
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            raise ScriptError(f"{self.path.name} cannot be read: {exc}") from None
+        left = self._restart_at - time.monotonic()
+        if left > 0 and mtime == self._lost_mtime:
+            raise ScriptError(f"{self.path.name} not run: its process was lost {self._losses} "
+                              f"times in a row; next start in {left:.0f} s. The last "
+                              f"time:\n{self._lost_why}")
+        try:
+            self._start()
+        except ScriptError as exc:
+            self._lost(str(exc))
+            raise
+
+    def _lost(self, why: str) -> None:
+        self._losses += 1
+        self._lost_why = why
+        with contextlib.suppress(OSError):
+            self._lost_mtime = self.path.stat().st_mtime_ns
+        delay = 0.0 if self._losses < 2 else backoff(self._losses - 2, 1, RESTART_MAX_SECONDS)
+        self._restart_at = time.monotonic() + delay
 
     def _note(self, message: dict) -> None:
         """A call the script does not wait for (log, alert, send_mail: scripts/child.py

@@ -339,3 +339,32 @@ def test_closing_a_subscriber_says_the_restrictions_module_is_missing(site, scri
     # then it is told why it cannot (R8 is not built yet), and nothing fails
     assert outcome.error is None
     assert "restrictions module" in outcome.log[0]
+
+
+@pytest.mark.embedded
+def test_a_script_that_keeps_failing_to_load_is_started_again_with_back_off(script, tmp_path):
+    # given a script whose loading fails, counting each attempt in a file
+    loads = tmp_path / "loads.txt"
+    path = script("pass", header=f"""
+        with open({str(loads)!r}, "a") as counter:
+            counter.write("load\\n")
+        raise RuntimeError("the database of my script is down")
+    """)
+    process = ScriptProcess(path)
+    try:
+        # when three events come at once
+        outcomes = [process.run({"event": "call_processed", "id": n}) for n in range(3)]
+        # then it was loaded twice (a loss is retried at once), and the third event was
+        # not run, saying when the next start is and why
+        assert loads.read_text().count("load") == 2
+        assert "the database of my script is down" in outcomes[0].error
+        assert "not run: its process was lost 2 times in a row; next start in" in \
+            outcomes[2].error
+        assert "the database of my script is down" in outcomes[2].error
+        # and an edit of the file is tried at once (what its loading prints is logged)
+        path.write_text(path.read_text().replace("raise RuntimeError", "print"))
+        fixed = process.run({"event": "call_processed", "id": 4})
+        assert (fixed.error, fixed.log) == (None, ["the database of my script is down"])
+        assert loads.read_text().count("load") == 3
+    finally:
+        process.close()
