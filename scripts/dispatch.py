@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from observers.backoff import backoff
 from scripts.events import Event, event_emit
 from scripts.files import script_path
 from scripts.host import ScriptProcess, ScriptRun, calls_read
+from scripts.mail import mail_config, mail_connection
 from scripts.models import Alert, EventLogEntry, OutgoingMail, QueuedEvent, ScriptBinding
 
 logger = logging.getLogger(__name__)
@@ -159,12 +160,12 @@ class Dispatcher:
         waiting = list(OutgoingMail.objects.all()[:100])
         if not waiting:
             return 0
-        sent = []
+        sent, config = [], mail_config()
         try:
-            with get_connection() as mail_connection:
+            with mail_connection(config) as connection:
                 for mail in waiting:
-                    EmailMessage(mail.subject, mail.body, None, list(mail.to),
-                                 connection=mail_connection).send()
+                    EmailMessage(mail.subject, mail.body, config.sender, list(mail.to),
+                                 connection=connection).send()
                     sent.append(mail.pk)
         except Exception as exc:  # smtplib's errors, OSError: the server away or refusing
             self._mail_failures += 1

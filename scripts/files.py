@@ -36,3 +36,14 @@ def script_path(name: str) -> Path:
             return candidate
     raise FileNotFoundError(f"no script {name!r}: not a file, and not in {settings.SCRIPTS_DIR} "
                             "or among the shipped scripts")
+
+
+def scripts_available() -> list[str]:
+    """The file names a binding may name: the scripts folder's, then the shipped ones not
+    copied there (yet)."""
+    names = set()
+    for folder in (Path(settings.SCRIPTS_DIR), SHIPPED):
+        if folder.is_dir():
+            names.update(path.name for path in folder.glob("*.py")
+                         if not path.name.startswith(("_", ".")))
+    return sorted(names)

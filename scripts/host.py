@@ -29,12 +29,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 
 from billing.models import Device, Subscriber
 from billing.selectors import HolidayCalendar
 from observers.backoff import backoff
+from scripts.mail import mail_config, mail_connection
 from scripts.sql import QueryRefused, query_read_only
 
 CHILD = Path(__file__).resolve().parent / "child.py"
@@ -205,7 +205,7 @@ class ScriptProcess:
             if self._process is None:
                 self._start_or_wait()
             message = {"op": "main", "params": _jsonable(params),
-                       "alert_email": settings.TARISCOPE_ALERT_EMAIL or ""}
+                       "alert_email": mail_config().alert_email}
             if call is not NOT_READ:
                 message["call"] = _jsonable(call)
             self._write(message)
@@ -295,8 +295,10 @@ class ScriptProcess:
     def _host_send_mail(self, to, subject: str, body: str) -> None:
         recipients = mail_recipients(to)
         if self.send_mails:
+            config = mail_config()
             try:
-                send_mail(str(subject), str(body), None, recipients)
+                EmailMessage(str(subject), str(body), config.sender, recipients,
+                             connection=mail_connection(config)).send()
             except (OSError, smtplib.SMTPException) as exc:
                 self._run.log.append(f"mail to {', '.join(recipients)} not sent: "
                                      f"{type(exc).__name__}: {exc}")
@@ -352,8 +354,7 @@ def mail_recipients(to) -> list[str]:
         to = ",".join(str(address) for address in to)
     recipients = [address.strip() for address in str(to or "").split(",") if address.strip()]
     if not recipients:
-        recipients = [address.strip() for address in
-                      (settings.TARISCOPE_ALERT_EMAIL or "").split(",") if address.strip()]
+        recipients = mail_config().recipients
     if not recipients:
         raise ValueError("no recipient: the script gave none and TARISCOPE_ALERT_EMAIL "
                          "is not set")

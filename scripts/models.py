@@ -107,3 +107,35 @@ class OutgoingMail(models.Model):
 
     def __str__(self):
         return f"to {', '.join(self.to)}: {self.subject}"
+
+
+class MailSettings(models.Model):
+    """R9.3, R11.1: the mail server, sender and default recipient set on the Mail settings
+    page (one row). An empty field keeps the environment's value (EMAIL_URL,
+    DEFAULT_FROM_EMAIL, TARISCOPE_ALERT_EMAIL): scripts/mail.py joins the two."""
+
+    class Security(models.TextChoices):
+        ENVIRONMENT = "", "as the environment (EMAIL_URL)"
+        NONE = "none", "none (port 25)"
+        STARTTLS = "starttls", "STARTTLS (port 587)"
+        SSL = "ssl", "TLS from the start (port 465)"
+
+    host = models.CharField(max_length=255, blank=True,
+                            help_text="The SMTP server; empty: the environment's EMAIL_URL.")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    security = models.CharField(max_length=10, choices=Security.choices, blank=True)
+    username = models.CharField(max_length=255, blank=True)
+    password = models.CharField(max_length=255, blank=True)
+    sender = models.CharField(max_length=255, blank=True,
+                              help_text="From: of every mail; empty: DEFAULT_FROM_EMAIL.")
+    alert_email = models.CharField(
+        max_length=1000, blank=True,
+        help_text="Where a script's mail to no one in particular goes (several: "
+                  "comma-separated); empty: TARISCOPE_ALERT_EMAIL.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "mail settings"
+
+    def __str__(self):
+        return f"mail via {self.host or 'the environment'}"

@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("", include("billing.urls")),
+    path("", include("scripts.urls")),
     path("", include("observers.urls")),
     path("tariffs/import/", include("tariffs.urls")),
 ]

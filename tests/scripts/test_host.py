@@ -342,6 +342,7 @@ def test_closing_a_subscriber_says_the_restrictions_module_is_missing(site, scri
 
 
 @pytest.mark.embedded
+@pytest.mark.django_db
 def test_a_script_that_keeps_failing_to_load_is_started_again_with_back_off(script, tmp_path):
     # given a script whose loading fails, counting each attempt in a file
     loads = tmp_path / "loads.txt"
