@@ -62,11 +62,20 @@ def _typed(value: dict):
     return value
 
 
+# The host writes the next events' messages ahead of us: those read while waiting for a
+# reply wait here for their turn.
+_AHEAD: list[dict] = []
+
+
 def _receive() -> dict:
     line = _PROTOCOL_IN.readline()
     if not line:
         raise SystemExit(0)  # the host went away
     return json.loads(line, object_hook=_typed)
+
+
+def _next_event() -> dict:
+    return _AHEAD.pop(0) if _AHEAD else _receive()
 
 
 class HostError(Exception):
@@ -116,6 +125,8 @@ class Host:
                 return message.get("value")
             if message.get("op") == "close":
                 self.closing = True
+            if message.get("op") in ("main", "close"):
+                _AHEAD.append(message)
 
     def log(self, text) -> None:
         self._note("log", str(text))
@@ -232,7 +243,7 @@ def main() -> None:
             return
         _send({"op": "ready"})
         while True:
-            message = _receive()
+            message = _next_event()
             if message.get("op") == "close":
                 host.closing = True
                 return

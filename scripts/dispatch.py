@@ -17,6 +17,7 @@ One dispatcher runs at a time on a data directory (a lock file), as a service:
 `manage.py dispatch_events`, or in `manage.py start`'s process on the embedded default.
 """
 import fcntl
+import json
 import logging
 import threading
 import time
@@ -25,13 +26,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from observers.backoff import backoff
 from scripts.events import Event, event_emit
 from scripts.files import script_path
-from scripts.host import ScriptProcess, ScriptRun, calls_read
+from scripts.host import NOT_READ, Batch, ScriptProcess, ScriptRun, calls_read, scripts_run
 from scripts.mail import mail_config, mail_connection
 from scripts.models import Alert, EventLogEntry, OutgoingMail, QueuedEvent, ScriptBinding
 
@@ -53,6 +54,7 @@ class Dispatcher:
     def __init__(self, *, memory_mb: int | None = None):
         self.memory_mb = memory_mb or settings.TARISCOPE_SCRIPT_MEMORY_MB
         self._processes: dict[Path, ScriptProcess] = {}
+        self._chunk = 20  # calls taken at once; adapts to the scripts' speed
         self._mail_failures = 0
         self._mail_retry_at = 0.0
         self._purged_at = None
@@ -88,21 +90,23 @@ class Dispatcher:
             return 0
         start = queued.done
         while start < len(ids):
-            # The calls' rows of v_calls are read for up to COMMIT_CALLS calls at once, and
-            # each script gets its call's row with the event.
-            chunk = ids[start:start + COMMIT_CALLS]
+            # Up to COMMIT_CALLS calls at once (fewer when the scripts are slow, so that a
+            # commit, and its mail, comes about every COMMIT_SECONDS): their rows of v_calls
+            # read in one query, each script's events written ahead of it, the scripts side
+            # by side.
+            chunk = ids[start:start + self._chunk]
+            began = time.monotonic()
             rows = calls_read(chunk)
-            outcomes, since, done = [], time.monotonic(), start
-            for call_id in chunk:
-                call_params = {**params, "id": call_id}
-                outcomes += [(binding, call_params,
-                              self._run(binding, call_params, call=rows.get(call_id)))
-                             for binding in bindings]
-                done += 1
-                if time.monotonic() - since >= COMMIT_SECONDS:
-                    break
+            items = [({**params, "id": call_id}, rows.get(call_id)) for call_id in chunk]
+            runs = self._run_many(bindings, items)
+            outcomes = [(binding, item[0], runs[b][i]) for i, item in enumerate(items)
+                        for b, binding in enumerate(bindings)]
+            done = start + len(chunk)
             self._commit(queued, outcomes, done=None if done == len(ids) else done)
             queued.done = start = done
+            elapsed = time.monotonic() - began
+            self._chunk = max(1, min(COMMIT_CALLS, int(len(chunk) * COMMIT_SECONDS
+                                                       / max(elapsed, 1e-6))))
         return len(ids)
 
     def _commit(self, queued, outcomes, *, done) -> None:
@@ -118,18 +122,34 @@ class Dispatcher:
                 QueuedEvent.objects.filter(pk=queued.pk).update(done=done)
         self.mail_send()
 
-    def _run(self, binding: ScriptBinding, params: dict, **event) -> ScriptRun:
-        try:
-            path = script_path(binding.script)
-        except FileNotFoundError as exc:
-            return ScriptRun(error=str(exc))
-        # One process per script file, whatever its bindings: a script keeps what it learnt
-        # (fraud_behaviour.py's profiles, built on `periodic`) for its `call_processed`.
+    def _process(self, binding: ScriptBinding) -> ScriptProcess:
+        """The process of the binding's script (FileNotFoundError when there is no such
+        file). One process per script file, whatever its bindings: a script keeps what it
+        learnt (fraud_behaviour.py's profiles, built at `periodic`) for its calls."""
+        path = script_path(binding.script)
         process = self._processes.get(path)
         if process is None:
             process = self._processes[path] = ScriptProcess(
                 path, memory_mb=self.memory_mb, send_mails=False)
-        return process.run(params, timeout=binding.timeout, **event)
+        return process
+
+    def _run(self, binding: ScriptBinding, params: dict) -> ScriptRun:
+        return self._run_many([binding], [(params, NOT_READ)])[0][0]
+
+    def _run_many(self, bindings, items) -> list[list[ScriptRun]]:
+        """Each binding's script on every item (params, call row), all the scripts at
+        once; per binding, the outcomes in the items' order."""
+        runs, batches = [], []
+        for binding in bindings:
+            try:
+                batch = Batch(self._process(binding), items, binding.timeout)
+            except FileNotFoundError as exc:
+                runs.append([ScriptRun(error=str(exc)) for _ in items])
+                continue
+            batches.append(batch)
+            runs.append(batch.runs)
+        scripts_run(batches)
+        return runs
 
     def _periodic(self) -> int:
         now = timezone.now()
@@ -237,21 +257,20 @@ def outcomes_store(outcomes: list[tuple[ScriptBinding, dict, ScriptRun]]) -> Non
     """What the scripts did for their events: an event log entry per script and event, its
     alerts (each an `alert` event of its own), its mail; a few INSERTs for a whole batch."""
     entries, mails, alerts = [], [], []
+    now = timezone.now()
     for binding, params, outcome in outcomes:
         event = params.get("event", "")
         call_id = params.get("id") if event == Event.CALL_PROCESSED else None
         summary = (f"{binding.script}: " + ("failed" if outcome.error else
                    f"{len(outcome.mail)} mail, {len(outcome.alerts)} alerts"))
-        entries.append(EventLogEntry(event=event, profile=params.get("profile", ""),
-                                     script=binding.script, call_id=call_id,
-                                     summary=summary[:500], log=outcome.log,
-                                     error=outcome.error or ""))
+        entries.append((now, event, params.get("profile", ""), binding.script, call_id,
+                        summary[:500], outcome.log, outcome.error or ""))
         alerts += [(event, Alert(script=binding.script, profile=params.get("profile", ""),
                                  **alert)) for alert in outcome.alerts]
         mails += [OutgoingMail(to=mail["to"], subject=mail["subject"][:500],
                                body=mail["body"], script=binding.script)
                   for mail in outcome.mail]
-    EventLogEntry.objects.bulk_create(entries)
+    _event_log_insert(entries)
     OutgoingMail.objects.bulk_create(mails)
     stored = Alert.objects.bulk_create([alert for _, alert in alerts])
     for (cause, _), alert in zip(alerts, stored, strict=True):
@@ -260,3 +279,28 @@ def outcomes_store(outcomes: list[tuple[ScriptBinding, dict, ScriptRun]]) -> Non
         event_emit(Event.ALERT, profile=alert.profile, alert_id=alert.pk, level=alert.level,
                    reason=alert.reason, call_id=alert.call_id,
                    subscriber_id=alert.subscriber_id, script=alert.script)
+
+
+_LOG_FIELDS = ("at", "event", "profile", "script", "call_id", "summary", "log", "error")
+
+
+def _event_log_insert(entries: list[tuple]) -> None:
+    """The event log's rows (in _LOG_FIELDS' order) as multi-row INSERTs: one entry per call
+    and script is the dispatcher's largest write, and the ORM's per-value preparation
+    (bulk_create) cost more than the database did."""
+    if not entries:
+        return
+    meta = EventLogEntry._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in _LOG_FIELDS)
+    row = "(" + ", ".join(["%s"] * len(_LOG_FIELDS)) + ")"
+    at_column = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for start in range(0, len(entries), 500):  # SQLite allows 32,766 parameters
+            part = entries[start:start + 500]
+            values = []
+            for at, event, profile, script, call_id, summary, log, error in part:
+                values += [at_column(at), event, profile, script, call_id, summary,
+                           json.dumps(log), error]
+            cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "  # noqa: S608
+                           + ", ".join([row] * len(part)), values)

@@ -43,6 +43,9 @@ NOTES = frozenset({"log", "alert", "send_mail"})  # host calls that are not answ
 NOT_READ = object()  # run(call=...): the event's call was not read beforehand
 START_SECONDS = 10.0  # loading a script (its imports, init) may take this long
 RESTART_MAX_SECONDS = 60.0
+# Bytes of main() messages written ahead of a script: well under a pipe's 64 KiB, so that
+# writing one never blocks while the script writes to us.
+WINDOW_BYTES = 32 * 1024
 # What a script's process inherits from ours: enough to run Python, no credentials.
 INHERITED = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
 
@@ -65,21 +68,15 @@ class ScriptRun:
         return asdict(self)
 
 
-def _jsonable(value):
-    """`value` as JSON for the script's process: a Decimal, datetime or date as a tagged
-    object that scripts/child.py turns back into one (money stays exact)."""
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+def _tagged(value):
+    """json.dumps's `default`: a Decimal, datetime or date as a tagged object that
+    scripts/child.py turns back into one (money stays exact); anything else as its text."""
     if isinstance(value, Decimal):
         return {"$decimal": str(value)}
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, date):
         return {"$date": value.isoformat()}
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
     return str(value)
 
 
@@ -165,7 +162,7 @@ class ScriptProcess:
         self.stop()
 
     def _write(self, message: dict) -> None:
-        self._process.stdin.write((json.dumps(message) + "\n").encode())
+        self._process.stdin.write((json.dumps(message, default=_tagged) + "\n").encode())
         self._process.stdin.flush()
 
     def _receive(self, deadline: float) -> dict | None:
@@ -187,7 +184,7 @@ class ScriptProcess:
         except ValueError:
             return {"op": "done", "error": f"the script's process sent {line[:200]!r}"}
 
-    # -- one event ------------------------------------------------------------------------
+    # -- events -------------------------------------------------------------------------
 
     def run(self, params: dict, *, timeout: float | None = None,
             call=NOT_READ) -> ScriptRun:
@@ -195,47 +192,27 @@ class ScriptProcess:
         binding's) overrides the process's own; `call` is the event's call, its row of
         v_calls read beforehand (None: not there), which the script then gets without a
         round trip."""
-        self._run = run = ScriptRun()
-        timeout = self._timeout = self.timeout if timeout is None else timeout
-        try:
-            if self._process is not None and (
-                    self._process.poll() is not None
-                    or self.path.stat().st_mtime_ns != self._loaded_mtime):
-                self.stop()  # ended, or edited: load it again
-            if self._process is None:
-                self._start_or_wait()
-            message = {"op": "main", "params": _jsonable(params),
-                       "alert_email": mail_config().alert_email}
-            if call is not NOT_READ:
-                message["call"] = _jsonable(call)
-            self._write(message)
-            deadline = time.monotonic() + timeout
-            while True:
-                message = self._receive(deadline)
-                if message is None:
-                    if self._process.poll() is None:
-                        run.error = f"stopped after {timeout:g} s (the binding's timeout)"
-                    else:
-                        run.error = self._gone("ended")
-                    self.stop()
-                    self._lost(run.error)
-                    return run
-                operation = message.get("op")
-                if operation == "done":
-                    run.error = message.get("error")
-                    self._losses = 0
-                    return run
-                if operation == "note":
-                    self._note(message)
-                elif operation == "call":
-                    self._serve(message)
-        except ScriptError as exc:
-            run.error = str(exc)
-        except OSError as exc:  # the script's pipe broke
-            run.error = self._gone(f"could not be reached ({exc})")
+        return scripts_run([Batch(self, [(params, call)], timeout)])[0][0]
+
+    def _message(self, params: dict, call) -> bytes:
+        message = {"op": "main", "params": params, "alert_email": mail_config().alert_email}
+        if call is not NOT_READ:
+            message["call"] = call
+        return (json.dumps(message, default=_tagged) + "\n").encode()
+
+    def _ready_for(self) -> None:
+        """The process, started (again) if it ended or its file was edited since."""
+        if self._process is not None and (self._process.poll() is not None
+                                          or self._edited()):
             self.stop()
-            self._lost(run.error)
-        return run
+        if self._process is None:
+            self._start_or_wait()
+
+    def _edited(self) -> bool:
+        try:
+            return self.path.stat().st_mtime_ns != self._loaded_mtime
+        except OSError:
+            return True
 
     def _start_or_wait(self) -> None:
         """Start the process, unless it was lost again and again and its back-off has not
@@ -282,7 +259,7 @@ class ScriptProcess:
             if handler is None:
                 raise QueryRefused(f"the host has no method {method!r}")
             value = handler(*message.get("args", []), **message.get("kwargs", {}))
-            reply = {"op": "reply", "value": _jsonable(value)}
+            reply = {"op": "reply", "value": value}
         except (QueryRefused, ValueError, TypeError, OSError) as exc:
             reply = {"op": "reply", "error": f"{type(exc).__name__}: {exc}"}
         self._write(reply)
@@ -345,6 +322,140 @@ class ScriptProcess:
     def _host_close_subscriber(self, subscriber_id, reason) -> None:
         raise ValueError("closing a subscriber on the PBX needs the restrictions module, "
                          "which is not built yet (R8)")
+
+
+class Batch:
+    """Events for one script's process, run in order: main() messages are written ahead of
+    the script (up to WINDOW_BYTES not yet done), so the host's work and the script's overlap,
+    and the processes of several scripts run side by side (scripts_run). Each event may take
+    `timeout` seconds from the moment the one before it finished."""
+
+    def __init__(self, process: ScriptProcess, items: list[tuple[dict, object]],
+                 timeout: float | None = None):
+        self.process = process
+        self.items = items
+        self.timeout = process.timeout if timeout is None else timeout
+        self.runs = [ScriptRun() for _ in items]
+        self.sent = self.done = 0
+        self.pending: list[int] = []  # sizes of the messages sent and not done yet
+        self.deadline = 0.0
+        self._next: tuple[int, bytes] | None = None  # the next message, encoded
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= len(self.items)
+
+    def _fail_rest(self, error: str) -> None:
+        for run in self.runs[self.done:]:
+            run.error = error
+        self.done = len(self.items)
+
+    def start(self) -> None:
+        """Start (or restart) the process and send what fits; events that cannot run get
+        the reason as their error."""
+        process = self.process
+        process._run = self.runs[self.done]
+        process._timeout = self.timeout
+        try:
+            process._ready_for()
+        except ScriptError as exc:
+            self._fail_rest(str(exc))
+            return
+        self.sent, self.pending = self.done, []
+        self.deadline = time.monotonic() + self.timeout
+        self.send()
+
+    def send(self) -> None:
+        process = self.process
+        while self.sent < len(self.items):
+            if self._next is None or self._next[0] != self.sent:
+                self._next = (self.sent, process._message(*self.items[self.sent]))
+            data = self._next[1]
+            if self.pending and sum(self.pending) + len(data) > WINDOW_BYTES:
+                return  # written when an event before it is done
+            try:
+                process._process.stdin.write(data)
+                process._process.stdin.flush()
+            except OSError as exc:  # the script's pipe broke
+                self.lost(process._gone(f"could not be reached ({exc})"))
+                return
+            self.pending.append(len(data))
+            self.sent += 1
+
+    def lost(self, error: str) -> None:
+        """The process ended or was stopped during the current event: that event fails with
+        `error`; the others go to a new process."""
+        process = self.process
+        self.runs[self.done].error = error
+        process.stop()
+        process._lost(error)
+        self.done += 1
+        if not self.finished:
+            self.start()
+
+    def readable(self) -> None:
+        """Read what the script's process wrote and act on each whole message."""
+        process = self.process
+        try:
+            chunk = os.read(process._process.stdout.fileno(), 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.lost(process._gone("ended"))
+            return
+        process._buffer += chunk
+        while b"\n" in process._buffer and not self.finished:
+            line, process._buffer = process._buffer.split(b"\n", 1)
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = {"op": "done", "error": f"the script's process sent {line[:200]!r}"}
+            process._run = self.runs[self.done]
+            operation = message.get("op")
+            if operation == "note":
+                process._note(message)
+            elif operation == "call":
+                try:
+                    process._serve(message)
+                except OSError as exc:
+                    self.lost(process._gone(f"could not be reached ({exc})"))
+                    return
+            elif operation == "done":
+                self.runs[self.done].error = message.get("error")
+                process._losses = 0
+                self.done += 1
+                self.pending.pop(0)
+                self.deadline = time.monotonic() + self.timeout
+                self.send()
+
+    def expired(self) -> None:
+        self.lost(f"stopped after {self.timeout:g} s (the binding's timeout)")
+
+
+def scripts_run(batches: list[Batch]) -> list[list[ScriptRun]]:
+    """Run each batch's events in its script's process, all the processes side by side;
+    each batch's outcomes in the order of its events."""
+    for batch in batches:
+        if batch.items:
+            batch.start()
+    with selectors.DefaultSelector() as selector:
+        while True:
+            waiting = [batch for batch in batches if not batch.finished]
+            if not waiting:
+                break
+            for key in list(selector.get_map().values()):
+                selector.unregister(key.fileobj)
+            for batch in waiting:
+                selector.register(batch.process._process.stdout, selectors.EVENT_READ, batch)
+            first = min(batch.deadline for batch in waiting)
+            events = selector.select(max(0.0, first - time.monotonic()))
+            for key, _ in events:
+                key.data.readable()
+            now = time.monotonic()
+            for batch in waiting:
+                if not batch.finished and now >= batch.deadline:
+                    batch.expired()
+    return [batch.runs for batch in batches]
 
 
 def mail_recipients(to) -> list[str]:

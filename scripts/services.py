@@ -3,8 +3,10 @@ profile that has a script bound to it is written as a QueuedEvent, in the transa
 whatever raised it: the calls of a piece and their `call_processed` event commit together.
 Events of profiles without an enabled binding for them are not written at all."""
 import logging
+import time
 
 from django.db import DatabaseError, transaction
+from django.db.models.signals import post_delete, post_save
 
 from observers.models import ObserverProfile
 from scripts.events import Event, event_subscribe
@@ -13,21 +15,50 @@ from scripts.models import QueuedEvent, ScriptBinding
 logger = logging.getLogger(__name__)
 
 
-def _profile_of(params: dict) -> ObserverProfile | None:
-    if params.get("profile"):
-        return ObserverProfile.objects.filter(name=params["profile"]).first()
-    if params.get("profile_id"):
-        return ObserverProfile.objects.filter(pk=params["profile_id"]).first()
-    return None
+# Which profiles have which events bound, read at most every BINDINGS_SECONDS per process
+# (and again at once when this process saves a binding or a profile): an event of a profile
+# with nothing bound to it costs no query, so that a piece of calls of such a profile, or a
+# storm of alerts nobody listens to, writes nothing. A binding saved by another process
+# (the page, apply_config) is seen within that time.
+BINDINGS_SECONDS = 2.0
+_bindings: tuple[float, dict[str, int], frozenset[tuple[int, str]]] | None = None
+
+
+def bindings_forget(**kwargs) -> None:
+    global _bindings
+    _bindings = None
+
+
+def _bound(params: dict, event: str) -> int | None:
+    """The id of the event's profile when an enabled binding (as last read) wants it."""
+    global _bindings
+    now = time.monotonic()
+    if _bindings is None or now - _bindings[0] >= BINDINGS_SECONDS:
+        names = dict(ObserverProfile.objects.values_list("name", "pk"))
+        pairs = frozenset(ScriptBinding.objects.filter(enabled=True).values_list(
+            "profile_id", "event"))
+        _bindings = (now, names, pairs)
+    _, names, pairs = _bindings
+    profile_id = names.get(params["profile"]) if params.get("profile") else None
+    if profile_id is None and params.get("profile_id"):
+        try:
+            profile_id = int(params["profile_id"])
+        except (TypeError, ValueError):
+            return None
+    return profile_id if (profile_id, event) in pairs else None
 
 
 def event_record(event: Event, params: dict) -> QueuedEvent | None:
     """Queue `event` for the scripts bound to it; None when no enabled binding wants it."""
     if event == Event.PERIODIC:
         return None  # the dispatcher runs periodic bindings by their interval
-    profile = _profile_of(params)
-    if profile is None or not ScriptBinding.objects.filter(
-            profile=profile, event=str(event), enabled=True).exists():
+    profile_id = _bound(params, str(event))
+    if profile_id is None:
+        return None
+    # Looked at again in the database: the read above may be a few seconds old.
+    profile = ObserverProfile.objects.filter(pk=profile_id, script_bindings__event=str(event),
+                                             script_bindings__enabled=True).first()
+    if profile is None:
         return None
     values = {key: value if isinstance(value, int | float | str | bool | list | type(None))
               else str(value) for key, value in params.items()}
@@ -44,6 +75,10 @@ def event_record(event: Event, params: dict) -> QueuedEvent | None:
 def events_recording_start() -> None:
     """Record events from now on (scripts.apps, in every process of the project)."""
     event_subscribe(_subscriber, durable=True)
+    for model in (ScriptBinding, ObserverProfile):
+        post_save.connect(bindings_forget, sender=model, dispatch_uid=f"bindings.{model.__name__}")
+        post_delete.connect(bindings_forget, sender=model,
+                            dispatch_uid=f"bindings.{model.__name__}.deleted")
 
 
 # Events raised inside the transaction of their change: they fail with it (and the change is
