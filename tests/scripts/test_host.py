@@ -369,3 +369,70 @@ def test_a_script_that_keeps_failing_to_load_is_started_again_with_back_off(scri
         assert loads.read_text().count("load") == 3
     finally:
         process.close()
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_events_written_ahead_keep_their_order_and_a_hung_one_does_not_take_the_rest(script):
+    # given a script that logs each event's number, asks the host something on each (so
+    # the events written ahead wait behind a reply), and hangs at number 2
+    from scripts.host import Batch, scripts_run
+
+    path = script("""
+        self.host.log("n=%s holidays=%s" % (params["n"], len(self.host.holidays(2021,
+                                                                           params["device"]))))
+        if params["n"] == 2:
+            import time
+            time.sleep(30)
+    """)
+    from billing.models import Device
+    from tests.factories import DeviceFactory
+
+    device = Device.objects.first() or DeviceFactory()
+    process = ScriptProcess(path)
+    try:
+        # when six events are run as one batch with a 1 s timeout
+        (runs,) = scripts_run([Batch(process, [({"n": n, "device": device.pk}, None)
+                                               for n in range(6)], 1)])
+    finally:
+        process.close()
+    # then each outcome is its own event's, in order; the hung one was stopped, and the
+    # events after it ran in a new process
+    assert [run.log[0].split()[0] if run.log else None for run in runs] == [
+        "n=0", "n=1", "n=2", "n=3", "n=4", "n=5"]
+    assert [run.error for run in runs[:2] + runs[3:]] == [None] * 5
+    assert runs[2].error == "stopped after 1 s (the binding's timeout)"
+
+
+@pytest.mark.embedded
+def test_the_scripts_of_a_batch_run_side_by_side(script, tmp_path):
+    # given two scripts that, at each event, each leave a mark and wait for the other's
+    # (run one after the other, the first would wait in vain)
+    from scripts.host import Batch, scripts_run
+
+    meet = f"""
+        import pathlib, time
+        folder = pathlib.Path({str(tmp_path)!r})
+        (folder / f"{{ME}}-{{params['n']}}").touch()
+        for _ in range(500):
+            if (folder / f"{{OTHER}}-{{params['n']}}").exists():
+                self.host.log(f"{{params['n']}} {{ME}} met {{OTHER}}")
+                break
+            time.sleep(0.01)
+        else:
+            self.host.log(f"{{params['n']}} {{ME}} alone")
+    """
+    first = script(meet, name="first.py", header="ME, OTHER = 'first', 'second'")
+    second = script(meet, name="second.py", header="ME, OTHER = 'second', 'first'")
+    processes = [ScriptProcess(first), ScriptProcess(second)]
+    try:
+        # when both are given the same four events in one run
+        items = [({"n": n}, None) for n in range(4)]
+        runs = scripts_run([Batch(process, items) for process in processes])
+    finally:
+        for process in processes:
+            process.close()
+    # then at every event each met the other: they ran at the same time
+    assert [[run.log for run in batch] for batch in runs] == [
+        [[f"{n} first met second"] for n in range(4)],
+        [[f"{n} second met first"] for n in range(4)]]
