@@ -206,6 +206,9 @@ TARISCOPE_ALERT_EMAIL = env.str("TARISCOPE_ALERT_EMAIL", default="")
 # log is kept.
 TARISCOPE_SCRIPT_MEMORY_MB = env.int("TARISCOPE_SCRIPT_MEMORY_MB", default=256)
 TARISCOPE_EVENT_LOG_DAYS = env.int("TARISCOPE_EVENT_LOG_DAYS", default=30)
+# Scripts yield to collection: the dispatcher and the scripts' processes run at this nice
+# value (0-19; 0 keeps the server's priority).
+TARISCOPE_SCRIPT_NICE = env.int("TARISCOPE_SCRIPT_NICE", default=10)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Health ----------------------------------------------------------------------------

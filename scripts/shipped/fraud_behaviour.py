@@ -151,7 +151,7 @@ HISTORY_QUERY = (
     'SELECT id, originator, calldatetime, calldatetime_utc, callseconds, calltype, cost, '
     'currency, normalized, subscriber_id, subscriber, group_id, "group", device_id '
     "FROM v_calls WHERE direction = 0 AND calldatetime_utc >= %s AND id > %s "
-    f"ORDER BY id LIMIT {PAGE_ROWS}")
+    "ORDER BY id LIMIT 10000")  # PAGE_ROWS
 
 # ITU-T E.164 country codes ("code name", comma-separated), for the longest match.
 COUNTRIES_TEXT = """
@@ -210,7 +210,7 @@ _CODE_LENGTHS = sorted({len(code) for code in COUNTRIES}, reverse=True)
 
 def utc_now() -> datetime.datetime:
     """Now, in UTC without the zone (as the rows' calldatetime_utc, once made naive)."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def as_datetime(value) -> datetime.datetime | None:
@@ -221,7 +221,7 @@ def as_datetime(value) -> datetime.datetime | None:
     if not isinstance(value, datetime.datetime):
         value = datetime.datetime.fromisoformat(str(value))
     if value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
     return value
 
 
@@ -303,14 +303,14 @@ class Profile:
     """The usual behaviour of one subscriber, number, group or the company."""
 
     __slots__ = ("kind", "label", "active_days", "calls", "usual", "countries", "cost",
-                 "calls_day", "intl_seconds", "p99_seconds")
+                 "calls_day", "intl_minutes", "p99_seconds")
 
     def __init__(self, kind: str, label: str):
         self.kind, self.label = kind, label  # kind: subscriber, number, group, company
         self.active_days = self.calls = 0
         self.usual = 0  # bit day_type * 24 + hour: a usual time
         self.countries = frozenset()
-        self.cost = self.calls_day = self.intl_seconds = DayStat([])
+        self.cost = self.calls_day = self.intl_minutes = DayStat([])
         self.p99_seconds = 0.0
 
     @property
@@ -511,7 +511,7 @@ def _profile(kind: str, tally: _Tally) -> Profile:
     base = FALLBACK_QUANTILE if tally.members is not None else 0.5
     profile.calls_day = DayStat([counts[0] for counts in days], base)
     profile.cost = DayStat([counts[1] for counts in days], base)
-    profile.intl_seconds = DayStat([counts[2] for counts in days], base)
+    profile.intl_minutes = DayStat([counts[2] / 60 for counts in days], base)
     profile.calls = total = sum(tally.hours)
     profile.countries = frozenset(tally.countries)
     least = max(1.0, USUAL_HOURS_MIN_SHARE * total)
@@ -598,12 +598,12 @@ class Model:
         totals = self._totals(facts["key"], facts["start"].date())
         reference, own = self.profiles.reference(facts["key"], call.get("group_id"))
         self._note(facts, reference, own, call, notes)
+        if reference is None:  # the company itself is too new: every number is unknown
+            return [], notes
         if facts["unknown"]:
             if not counted:
                 self._count_unknown(totals, facts)
             found = self._judge_unknown(totals, facts, call)
-        elif reference is None:
-            return [], notes
         else:
             if not counted:
                 self._count(totals, facts, reference, call)
@@ -615,12 +615,13 @@ class Model:
         if self.profiles is None or int(call.get("direction") or 0) != OUTGOING:
             return
         facts = self._facts(call)
+        reference, _ = self.profiles.reference(facts["key"], call.get("group_id"))
+        if reference is None:
+            return
         totals = self._totals(facts["key"], facts["start"].date())
         if facts["unknown"]:
             self._count_unknown(totals, facts)
-            return
-        reference, _ = self.profiles.reference(facts["key"], call.get("group_id"))
-        if reference is not None:
+        else:
             self._count(totals, facts, reference, call)
 
     def _facts(self, call: dict) -> dict:
@@ -659,21 +660,24 @@ class Model:
             del self.totals[stale]
 
     def _note(self, facts, reference, own, call, notes) -> None:
-        """Say once per caller that it is too new to be judged on its own."""
+        """Say once per caller that it is too new to be judged on its own (again only if
+        what it is judged against changes)."""
         key = facts["key"]
-        kind = reference.kind if reference is not None else None
-        if facts["unknown"] or self.noted.get(key, "subscriber") == kind or (
-                reference is own and reference is not None):
+        if facts["unknown"] or (reference is not None and reference is own):
             return
+        kind = reference.kind if reference is not None else None
+        if key in self.noted and self.noted[key] == kind:
+            return
+        if len(self.noted) >= MAX_DAY_TOTALS:
+            self.noted.clear()
         self.noted[key] = kind
         days = own.active_days if own is not None else 0
         name = f" ({call.get('subscriber')})" if call.get("subscriber") else ""
         caller = f"subscriber {key[1]}{name}" if key[0] == "s" else f"number {key[1]}"
-        against = ("not judged yet: the company itself has fewer" if reference is None
-                   else f"judged against {reference.who().replace('its ', 'its ')} until "
-                   "it has")
-        notes.append(f"{caller}: {days} active days in the last {LEARN_DAYS}, fewer than "
-                     f"{MIN_ACTIVE_DAYS}; {against} {MIN_ACTIVE_DAYS} days with calls")
+        against = ("not judged yet: the company itself has fewer than" if reference is None
+                   else f"judged against {reference.who()} until it has")
+        notes.append(f"{caller}: {days} days with calls in the last {LEARN_DAYS}, fewer than "
+                     f"{MIN_ACTIVE_DAYS}; {against} {MIN_ACTIVE_DAYS}")
 
     # -- a known caller -------------------------------------------------------------------
 
@@ -700,6 +704,12 @@ class Model:
         group = self.profiles.groups.get(call.get("group_id")) if key[0] == "s" else None
         return own, group
 
+    def _whose(self, facts, call) -> str:
+        """Whose destinations a new one is new to: "this subscriber or its group 'Sales'"."""
+        _, group = self._known_countries(facts, call)
+        whose = "this subscriber" if facts["key"][0] == "s" else "this number"
+        return whose + (f" or its group '{group.label}'" if group is not None else "")
+
     def _new_country(self, facts, call) -> bool:
         own, group = self._known_countries(facts, call)
         country = facts["country"]
@@ -716,12 +726,12 @@ class Model:
             ("cost_day", "cost", totals.cost, reference.cost,
              DAY_FACTOR * company.cost.median, lambda v: money(v) + currency),
             ("intl_minutes_day", "international minutes", totals.intl_seconds / 60,
-             _minutes(reference.intl_seconds), INTL_MINUTES_DAY_MIN, lambda v: f"{v:.0f}"),
+             reference.intl_minutes, INTL_MINUTES_DAY_MIN, lambda v: f"{v:.0f}"),
         )
         for reason, what, value, stat, floor, shown in checks:
             threshold = stat.threshold(floor)
             if value > threshold and value > 0:
-                ratio = (f"{value / stat.base:.0f}x {reference.base_label()} ({shown(stat.base)})"
+                ratio = (f"{value / stat.base:.0f}× {reference.base_label()} ({shown(stat.base)})"
                          if stat.base > 0 else f"{reference.base_label()} being nothing")
                 found.append(Finding(reason, _level(value, threshold),
                                      f"{what} today {shown(value)}, {ratio}; alerts above "
@@ -736,10 +746,7 @@ class Model:
                 f"{reference.who()} does not call on {days} (last {LEARN_DAYS} days)"))
         country = facts["country"]
         if facts["high_risk"] and totals.new_countries.get(country):
-            own, group = self._known_countries(facts, call)
-            whose = "this subscriber" if facts["key"][0] == "s" else "this number"
-            if group is not None:
-                whose += f" or its group '{group.label}'"
+            whose = self._whose(facts, call)
             nobody = country not in company.countries
             level = "critical" if nobody or totals.new_high_risk >= CRITICAL_MULTIPLE \
                 else "warning"
@@ -749,15 +756,11 @@ class Model:
                 f"{whose} in the last {LEARN_DAYS} days"
                 + ("; nobody in the company called it either" if nobody else "")))
         if len(totals.new_countries) >= NEW_COUNTRIES_PER_DAY:
-            own, group = self._known_countries(facts, call)
-            whose = "this subscriber" if facts["key"][0] == "s" else "this number"
-            if group is not None:
-                whose = f"this subscriber nor its group '{group.label}'"
             listed = ", ".join(destination(code) for code in totals.new_countries)
             found.append(Finding(
                 "new_countries", _level(len(totals.new_countries), NEW_COUNTRIES_PER_DAY),
-                f"calls today to {len(totals.new_countries)} countries that neither {whose} "
-                f"called in the last {LEARN_DAYS} days: {listed}"))
+                f"calls today to {len(totals.new_countries)} countries not called by "
+                f"{self._whose(facts, call)} in the last {LEARN_DAYS} days: {listed}"))
         if facts["international"]:
             threshold = max(LONG_CALL_FACTOR * reference.p99_seconds, LONG_CALL_MIN_S)
             if facts["seconds"] > threshold:
@@ -765,7 +768,7 @@ class Model:
                 found.append(Finding(
                     "long_call", _level(facts["seconds"], threshold),
                     f"an international call of {minutes(facts['seconds'])}{where}, longer "
-                    f"than {LONG_CALL_FACTOR}x the 99th percentile of the calls of "
+                    f"than {LONG_CALL_FACTOR}× the 99th percentile of the calls of "
                     f"{reference.who()} ({minutes(reference.p99_seconds)}); alerts above "
                     f"{minutes(threshold)}"))
         return found
@@ -773,8 +776,11 @@ class Model:
     # -- a number unknown to the system ---------------------------------------------------
 
     def _suspect_unknown(self, facts) -> bool:
+        """International, high-risk, or costing more than the company's median
+        subscriber-day (when calls are rated)."""
+        usual_day = self.profiles.company.cost.median
         return (facts["international"] or facts["high_risk"]
-                or facts["cost"] > max(self.profiles.company.cost.median, 0.0) > 0)
+                or (usual_day > 0 and facts["cost"] > usual_day))
 
     def _count_unknown(self, totals, facts) -> None:
         totals.calls += 1
@@ -811,14 +817,6 @@ class Model:
         return new
 
 
-def _minutes(stat: DayStat) -> DayStat:
-    """A DayStat of seconds in minutes."""
-    converted = DayStat([])
-    converted.median, converted.base, converted.spread = (
-        stat.median / 60, stat.base / 60, stat.spread / 60)
-    return converted
-
-
 # -- the script --------------------------------------------------------------------------
 
 
@@ -835,7 +833,7 @@ class BehaviourFraudScanner:
         self.build_seconds = 0.0
         self.pages = 0
         self.pending = []  # calls that came before the first build was done
-        self.counted_through = 0  # the calls up to this id are in the day totals
+        self.seeded = frozenset()  # ids of today's calls the first build put in the totals
         self.flagged = {}  # (key, day) -> True: a critical day, not learnt from
         self.said_no_company = False
 
@@ -873,7 +871,7 @@ class BehaviourFraudScanner:
         self._judge(call)
 
     def _judge(self, call) -> None:
-        counted = int(call.get("id") or 0) <= self.counted_through
+        counted = call.get("id") in self.seeded
         findings, notes = self.model.score(call, counted=counted)
         for note in notes:
             self.host.log(note)
@@ -894,7 +892,7 @@ class BehaviourFraudScanner:
             now = utc_now()
             first = self.model.profiles is None
             self.builder = ProfileBuilder(now, exclude=self._flagged_days(now),
-                                          keep_today=first)
+                                          keep_today=first, holidays=self._holidays_of(now))
             self.after_id, self.pages, self.build_seconds = 0, 0, 0.0
             self.since = (now - datetime.timedelta(days=LEARN_DAYS + 2)).strftime(
                 "%Y-%m-%d %H:%M:%S")
@@ -917,7 +915,6 @@ class BehaviourFraudScanner:
 
     def _finish(self) -> None:
         builder, self.builder = self.builder, None
-        builder.holidays = self._holidays(builder)
         profiles = builder.finish()
         first = self.model.profiles is None
         self.model.profiles = profiles
@@ -931,34 +928,38 @@ class BehaviourFraudScanner:
             f"({judged} with {MIN_ACTIVE_DAYS}+ days of calls), {len(profiles.groups)} "
             f"groups, {len(profiles.numbers)} numbers without a subscriber; "
             f"{self.pages} queries, {self.build_seconds:.1f} s")
+        self.seeded = frozenset()
         if first:
             for row in builder.today_rows:
                 self.model.count(row)
-            self.counted_through = builder.max_id
+            self.seeded = frozenset(row.get("id") for row in builder.today_rows)
             pending, self.pending = self.pending, []
             for call in pending:
                 self._judge(call)
 
-    def _holidays(self, builder) -> dict:
-        """The public holidays of each PBX seen (host.holidays), for the kind of day."""
+    def _holidays_of(self, now):
+        """device id -> its public holidays around `now` (host.holidays), for the kind of
+        day; an error (or a host without it) is logged once per build: working days."""
         lookup = getattr(self.host, "holidays", None)
-        if lookup is None or not builder.offsets:
-            return {}
-        years = {builder.now.year, (builder.now - datetime.timedelta(days=LEARN_DAYS)).year}
-        found = {}
-        for device_id in builder.offsets:
-            if device_id is None:
-                continue
+        years = sorted({(now - datetime.timedelta(days=LEARN_DAYS + 2)).year, now.year,
+                        (now + datetime.timedelta(days=2)).year})
+        failed = []
+
+        def holidays(device_id):
+            if lookup is None or failed:
+                return ()
+            days = set()
             try:
-                days = set()
                 for year in years:
-                    days.update(as_datetime(f"{day}T00:00").date() if isinstance(day, str)
-                                else day for day in lookup(year, device_id) or ())
-                found[device_id] = days
+                    days.update(day if isinstance(day, datetime.date)
+                                else datetime.date.fromisoformat(str(day)[:10])
+                                for day in lookup(year, device_id) or ())
             except Exception as exc:
-                self.host.log(f"holidays of device {device_id} not known ({exc}): its "
-                              "holidays count as working days")
-        return found
+                failed.append(exc)
+                self.host.log(f"holidays not known ({exc}): they count as working days")
+                return ()
+            return days
+        return holidays
 
     def _flagged_days(self, now) -> frozenset:
         oldest = (now - datetime.timedelta(days=LEARN_DAYS + 2)).date()

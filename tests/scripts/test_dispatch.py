@@ -309,3 +309,27 @@ def test_a_scripts_bindings_share_one_process_so_periodic_work_serves_its_calls(
     dispatcher.run_once()
     # then the call's run saw what the periodic run built (one process for both bindings)
     assert EventLogEntry.objects.get(event="call_processed").log == ["profiles built"]
+
+
+@pytest.mark.embedded
+def test_the_dispatcher_and_its_scripts_yield_to_collection(site, settings):
+    # given a script that logs its own CPU priority, bound to a source event
+    import threading
+
+    settings.TARISCOPE_SCRIPT_NICE = 7
+    name = _script(settings, "nice.py", 'import os\nself.host.log("nice %s" % os.nice(0))\n')
+    ScriptBinding.objects.create(profile=site.profile, event="source_connected", script=name)
+    event_emit(Event.SOURCE_CONNECTED, profile=site.profile.name, peer="10.0.0.5:5000")
+    base = os.nice(0)
+    # when the dispatcher runs as a service (a thread, as in `manage.py start`)
+    stop_event = threading.Event()
+    thread = threading.Thread(target=Dispatcher().run, args=(stop_event,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: EventLogEntry.objects.exists(), timeout=20)
+    finally:
+        stop_event.set()
+        thread.join(20)
+    # then the script ran at the lower priority, and this (the server's) thread did not move
+    assert EventLogEntry.objects.get().log == [f"nice {max(base, 7)}"]
+    assert os.nice(0) == base
