@@ -405,6 +405,7 @@ def test_events_written_ahead_keep_their_order_and_a_hung_one_does_not_take_the_
 
 
 @pytest.mark.embedded
+@pytest.mark.django_db
 def test_the_scripts_of_a_batch_run_side_by_side(script, tmp_path):
     # given two scripts that, at each event, each leave a mark and wait for the other's
     # (run one after the other, the first would wait in vain)
