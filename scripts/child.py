@@ -35,10 +35,16 @@ _PROTOCOL_IN = sys.stdin
 
 
 def _default(value):
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
+    """A value json cannot write: a datetime, date or Decimal tagged, as the host sends them
+    (so that a query's parameters reach the database with their types); bytes as text."""
+    if isinstance(value, datetime.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$date": value.isoformat()}
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime.time):
+        return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     raise TypeError(f"{type(value).__name__} cannot be sent to the host")

@@ -68,6 +68,22 @@ class ScriptRun:
         return asdict(self)
 
 
+def _untagged(value: dict):
+    """The script's tagged values (scripts/child.py) back as Python's."""
+    if len(value) == 1:
+        (tag, text), = value.items()
+        try:
+            if tag == "$decimal":
+                return Decimal(text)
+            if tag == "$datetime":
+                return datetime.fromisoformat(text)
+            if tag == "$date":
+                return date.fromisoformat(text)
+        except (TypeError, ValueError, ArithmeticError):
+            return value
+    return value
+
+
 def _tagged(value):
     """json.dumps's `default`: a Decimal, datetime or date as a tagged object that
     scripts/child.py turns back into one (money stays exact); anything else as its text."""
@@ -180,7 +196,7 @@ class ScriptProcess:
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         try:
-            return json.loads(line)
+            return json.loads(line, object_hook=_untagged)
         except ValueError:
             return {"op": "done", "error": f"the script's process sent {line[:200]!r}"}
 
@@ -407,7 +423,7 @@ class Batch:
         while b"\n" in process._buffer and not self.finished:
             line, process._buffer = process._buffer.split(b"\n", 1)
             try:
-                message = json.loads(line)
+                message = json.loads(line, object_hook=_untagged)
             except ValueError:
                 message = {"op": "done", "error": f"the script's process sent {line[:200]!r}"}
             process._run = self.runs[self.done]

@@ -10,7 +10,7 @@ A script may read `v_calls` and nothing else, whatever it sends:
 """
 import sqlite3
 import time
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -75,7 +75,23 @@ def _rows(cursor, converters: dict | None = None) -> list[dict]:
 _COST_PLACES = Decimal("0.0001")
 _SQLITE_TYPES = {"cost": lambda value: Decimal(str(value)).quantize(_COST_PLACES),
                  "calldatetime": lambda value: datetime.fromisoformat(str(value)),
-                 "calldatetime_utc": lambda value: datetime.fromisoformat(str(value))}
+                 "calldatetime_utc": lambda value: datetime.fromisoformat(str(value)).replace(
+                     tzinfo=UTC)}
+
+
+def _sqlite_parameter(value):
+    """A parameter as SQLite compares it with the view's columns: a time as the text Django
+    stores (UTC, "YYYY-MM-DD HH:MM:SS"; a time without zone is taken as written, as
+    `calldatetime` is local), money as a number."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def _postgresql(sql: str, params: list, timeout: float) -> list[dict]:
@@ -144,7 +160,7 @@ def _sqlite(sql: str, params: list, timeout: float) -> list[dict]:
     try:
         cursor = raw.cursor()
         try:
-            cursor.execute(sql.replace("%s", "?"), params)
+            cursor.execute(sql.replace("%s", "?"), [_sqlite_parameter(p) for p in params])
             return _rows(cursor, _SQLITE_TYPES)
         finally:
             cursor.close()

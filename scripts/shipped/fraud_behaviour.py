@@ -22,18 +22,20 @@ subscriber: for that number), each group (from its subscribers' calls) and the c
     (the NANP's Caribbean area codes count as countries of their own: +1876 is Jamaica,
     not the USA); an unknown code counts by its first three digits. The company's home
     country is the one its local, long-distance and mobile calls go to;
-  - per day: the calls, their cost and the international minutes; as the median and the
-    MAD (median absolute deviation) over the days with calls, never a mean and standard
-    deviation, which one legitimate busy day in the month would blow up;
+  - per day: the calls, their cost and the international minutes, as their median and the
+    MAD (median absolute deviation) of their logarithm over the days with calls: a day's
+    cost varies by multiples, not by amounts. Never a mean and a standard deviation, which
+    one legitimate busy day in the month would blow up;
   - the duration of the calls (a histogram, for its 99th percentile).
 
 What it alerts on (the reason in words; one alert per reason, subscriber and day at most,
 and one more if that reason turns critical later the same day):
 
-  - cost, calls or international minutes today above the usual day: more than
-    DAY_FACTOR times the base, and more than the base plus MAD_FACTOR robust deviations
-    (1.4826 x MAD); never below what alerts for the company's median subscriber-day (cost,
-    calls) or INTL_MINUTES_DAY_MIN (minutes). The base is the subscriber's own median day;
+  - cost, calls or international minutes today far above the usual day: more than
+    DAY_FACTOR times the base, and more than MAD_FACTOR robust deviations above it on the
+    logarithmic scale (1.4826 x the MAD of the logarithms estimates their deviation);
+    never below what alerts for the company's median subscriber-day (cost, calls) or
+    INTL_MINUTES_DAY_MIN (minutes). The base is the subscriber's own median day;
   - ODD_HOURS_CALLS international calls in a day at times that are not usual for it;
   - a call to a HIGH_RISK_PREFIXES destination that neither the subscriber nor its group
     called in LEARN_DAYS days (critical when nobody in the company did either);
@@ -68,8 +70,10 @@ Changing it: edit the constants just below, and nothing else. Write numbers with
                           Africa, Asia and Oceania. Add or remove as your carrier advises
   DAY_FACTOR              a day's cost, calls or minutes must exceed this many times the
                           base to alert
-  MAD_FACTOR              ... and the base plus this many robust deviations, so that a
-                          subscriber whose days vary a lot is held to a wider band
+  MAD_FACTOR              ... and this many robust deviations above the base, on the
+                          logarithmic scale, so that a subscriber whose days vary a lot is
+                          held to a wider band (2.5: for a subscriber half of whose days
+                          lie within a factor 2 of its median, from about 13 times it)
   INTL_MINUTES_DAY_MIN    international minutes in a day below this never alert (a
                           subscriber who never calls abroad may still make one long call)
   FALLBACK_QUANTILE       the quantile of a group's (the company's) subscriber-days used as
@@ -95,8 +99,12 @@ Changing it: edit the constants just below, and nothing else. Write numbers with
   MAX_DAY_TOTALS          day totals kept in memory (one per subscriber or number and day;
                           today's and yesterday's), the oldest dropped past it
 
-Memory: the profiles take about 1 KB per subscriber, group and number; a build holds the
-days of each (31 at most) until it ends; the day totals are kept for today and yesterday.
+Memory: the profiles take about 1 KB per subscriber, group and number; a build holds about
+8 KB per subscriber until it ends; the day totals (under 1 KB each) are kept for today and
+yesterday. Limits below the constants, not meant to be edited: PAGE_ROWS (the host's 10,000
+rows per query), MAX_PENDING calls waiting for the first build (past it they are not
+judged), MAX_SEEDED calls of today a fresh process counts into the day totals, MAX_FLAGGED
+critical subscriber-days kept out of the next builds.
 
 The script uses Python's standard library only: it runs in a process of its own, without
 Django, and reaches the system through `host` alone (docs/scripts.md, "The host API").
@@ -118,10 +126,10 @@ HIGH_RISK_PREFIXES = (
     "211", "220", "224", "231", "232", "235", "236", "239", "240", "241", "243", "245",
     "247", "248", "252", "257", "261", "269", "290", "291",  # Africa
     "850", "960", "967",                                     # Asia
-    "674", "675", "676", "677", "678", "682", "683", "686", "688", "690", "691", "692",
+    "674", "675", "676", "677", "678", "682", "683", "686", "688", "690", "691", "692",  # Oceania
 )
 DAY_FACTOR = 6
-MAD_FACTOR = 8
+MAD_FACTOR = 2.5
 INTL_MINUTES_DAY_MIN = 60
 FALLBACK_QUANTILE = 0.9
 CRITICAL_MULTIPLE = 3
@@ -140,7 +148,7 @@ MAX_DAY_TOTALS = 50_000
 
 PAGE_ROWS = 10_000  # the host's limit of rows per query
 MAX_PENDING = 5_000  # calls waiting for the first build; past it they are not judged
-MAX_SEED_ROWS = 200_000  # today's calls read by the first build, to start the day totals
+MAX_SEEDED = 200_000  # today's calls a fresh process counts into the day totals
 MAX_FLAGGED = 20_000  # subscriber-days with a critical alert, left out of learning
 OUTGOING = 0
 EXTERNAL_CALLTYPES = frozenset({3, 4, 5, 6})  # local, long-distance, international, mobile
@@ -280,9 +288,11 @@ def destination(code: str) -> str:
 
 
 class DayStat:
-    """One kind of daily total (cost, calls, international seconds) over the days with
+    """One kind of daily total (cost, calls, international minutes) over the days with
     calls: its median, its base (the median, or a group's FALLBACK_QUANTILE quantile) and
-    its robust spread (1.4826 x the MAD)."""
+    its robust spread: 1.4826 x the MAD of the logarithm of the days' totals (a day's cost
+    varies by multiples, not by amounts: one subscriber's days all cost about 10, another's
+    range from 5 to 50)."""
 
     __slots__ = ("median", "base", "spread")
 
@@ -290,13 +300,15 @@ class DayStat:
         values = sorted(values)
         self.median = quantile(values, 0.5)
         self.base = quantile(values, base_quantile)
-        deviations = sorted(abs(value - self.median) for value in values)
-        self.spread = ROBUST * quantile(deviations, 0.5)
+        logs = [math.log1p(value) for value in values]
+        middle = quantile(logs, 0.5)
+        self.spread = ROBUST * quantile(sorted(abs(log - middle) for log in logs), 0.5)
 
     def threshold(self, floor: float = 0.0) -> float:
-        """Above it a day is far outside: DAY_FACTOR x the base and the base plus
-        MAD_FACTOR robust deviations, and never below `floor`."""
-        return max(DAY_FACTOR * self.base, self.base + MAD_FACTOR * self.spread, floor)
+        """Above it a day is far outside: DAY_FACTOR x the base, and MAD_FACTOR robust
+        deviations above the base (on the logarithmic scale); never below `floor`."""
+        return max(DAY_FACTOR * self.base,
+                   math.expm1(math.log1p(self.base) + MAD_FACTOR * self.spread), floor)
 
 
 class Profile:
@@ -388,26 +400,29 @@ class Profiles:
         return None, own
 
 
+def local_today(row: dict, now: datetime.datetime) -> datetime.date:
+    """Today in the zone of the row's PBX: `now` (UTC) moved by the row's own offset
+    (calldatetime - calldatetime_utc), so that a PBX in any zone gets its own day."""
+    start = as_datetime(row["calldatetime"])
+    utc = as_datetime(row.get("calldatetime_utc")) or start
+    return (now + (start - utc)).date()
+
+
 class ProfileBuilder:
     """Learns Profiles from rows of v_calls (outgoing calls; any order, page by page).
 
-    `now` is the UTC time of the build: a row's local today is `now` moved by its own
-    offset (calldatetime - calldatetime_utc), so that a PBX in any zone gets its own day.
-    The LEARN_DAYS whole days before it are learnt; today's calls are kept apart (up to
-    MAX_SEED_ROWS) to start the day totals of a fresh process. `exclude` holds (key, day)
-    pairs not to learn: the days a caller was critical."""
+    `now` is the UTC time of the build: the LEARN_DAYS whole days before a row's local
+    today are learnt, today's calls are not. `exclude` holds (key, day) pairs not to learn:
+    the days a caller was critical. `holidays`: device id -> its public holidays."""
 
-    def __init__(self, now: datetime.datetime, exclude=frozenset(), keep_today=True,
-                 holidays=None):
+    def __init__(self, now: datetime.datetime, exclude=frozenset(), holidays=None):
         self.now = now
         self.exclude = exclude
-        self.keep_today = keep_today
         self.holidays_of = holidays  # device id -> its holidays (dates), or None
         self.holidays = {}
         self.tallies = {}
         self.numbers = set()  # the numbers that made the calls learnt
-        self.today_rows = []
-        self.rows = self.max_id = 0
+        self.rows = 0
         self.first_day = self.last_day = None
         self.domestic = {}  # country -> domestic calls (local, long-distance, mobile)
         self.group_names = {}
@@ -415,20 +430,13 @@ class ProfileBuilder:
     def add(self, rows) -> None:
         for row in rows:
             self.rows += 1
-            self.max_id = max(self.max_id, int(row["id"]))
             if int(row.get("direction") or OUTGOING) != OUTGOING:
                 continue
             start = as_datetime(row["calldatetime"])
-            utc = as_datetime(row.get("calldatetime_utc")) or start
-            today = (self.now + (start - utc)).date()
             day = start.date()
-            if day >= today:
-                if self.keep_today and len(self.today_rows) < MAX_SEED_ROWS:
-                    self.today_rows.append(row)
-                continue
-            if (today - day).days > LEARN_DAYS:
-                continue
-            self._learn(row, start, day)
+            age = (local_today(row, self.now) - day).days
+            if 0 < age <= LEARN_DAYS:
+                self._learn(row, start, day)
 
     def _learn(self, row, start, day) -> None:
         subscriber_id = row.get("subscriber_id")
@@ -581,7 +589,7 @@ class Model:
         self.noted = {}  # key -> the kind of profile a caller is judged against, once said
 
     def learn(self, rows, now: datetime.datetime, holidays=None) -> Profiles:
-        builder = ProfileBuilder(now, keep_today=False, holidays=holidays)
+        builder = ProfileBuilder(now, holidays=holidays)
         builder.add(rows)
         self.profiles = builder.finish()
         return self.profiles
@@ -595,11 +603,11 @@ class Model:
         if self.profiles is None or int(call.get("direction") or 0) != OUTGOING:
             return [], notes
         facts = self._facts(call)
-        totals = self._totals(facts["key"], facts["start"].date())
         reference, own = self.profiles.reference(facts["key"], call.get("group_id"))
         self._note(facts, reference, own, call, notes)
         if reference is None:  # the company itself is too new: every number is unknown
             return [], notes
+        totals = self._totals(facts["key"], facts["start"].date())
         if facts["unknown"]:
             if not counted:
                 self._count_unknown(totals, facts)
@@ -732,7 +740,7 @@ class Model:
             threshold = stat.threshold(floor)
             if value > threshold and value > 0:
                 ratio = (f"{value / stat.base:.0f}× {reference.base_label()} ({shown(stat.base)})"
-                         if stat.base > 0 else f"{reference.base_label()} being nothing")
+                         if stat.base > 0 else f"where {reference.base_label()} is 0")
                 found.append(Finding(reason, _level(value, threshold),
                                      f"{what} today {shown(value)}, {ratio}; alerts above "
                                      f"{shown(threshold)}"))
@@ -826,14 +834,16 @@ class BehaviourFraudScanner:
     def init(self, host):
         self.host = host
         self.model = Model()
-        self.builder = None  # a build under way
+        self.ready = False  # the first build (and the count of today's calls) is done
+        self.phase = None  # a build under way: "learn", then (the first one) "today"
+        self.builder = None
+        self.now = None  # the UTC time the build under way started
         self.after_id = 0
-        self.since = ""
         self.build_started = None  # time.monotonic() of the last build's start
         self.build_seconds = 0.0
         self.pages = 0
         self.pending = []  # calls that came before the first build was done
-        self.seeded = frozenset()  # ids of today's calls the first build put in the totals
+        self.seeded = set()  # ids of today's calls a fresh process counted into the totals
         self.flagged = {}  # (key, day) -> True: a critical day, not learnt from
         self.said_no_company = False
 
@@ -852,7 +862,7 @@ class BehaviourFraudScanner:
     def _periodic(self) -> None:
         due = self.build_started is None or \
             time.monotonic() - self.build_started >= REBUILD_EVERY_S
-        if self.builder is not None or due:
+        if self.phase is not None or due:
             self._build()
 
     def _call_processed(self, call_id) -> None:
@@ -860,10 +870,11 @@ class BehaviourFraudScanner:
         if call is None:
             self.host.log(f"call {call_id} is not in v_calls")
             return
-        if self.model.profiles is None:
+        if not self.ready:
             if len(self.pending) < MAX_PENDING:
                 self.pending.append(call)
             elif len(self.pending) == MAX_PENDING:
+                self.pending.append(None)
                 self.host.log(f"{MAX_PENDING} calls wait for the first build of the "
                               "profiles: the next ones are not judged")
             self._build()
@@ -875,8 +886,8 @@ class BehaviourFraudScanner:
         findings, notes = self.model.score(call, counted=counted)
         for note in notes:
             self.host.log(note)
-        if self.model.profiles is not None and self.model.profiles.company.active_days < \
-                MIN_ACTIVE_DAYS and not self.said_no_company:
+        if self.model.profiles.company.active_days < MIN_ACTIVE_DAYS and \
+                not self.said_no_company:
             self.said_no_company = True
             self.host.log(f"the company has {self.model.profiles.company.active_days} days "
                           f"with calls in the last {LEARN_DAYS}, fewer than "
@@ -887,36 +898,44 @@ class BehaviourFraudScanner:
     # -- the profiles ---------------------------------------------------------------------
 
     def _build(self) -> None:
+        """Go on with the build (or start one): page through v_calls for BUILD_BUDGET_S at
+        most. A fresh process then reads today's calls again, to count them into the day
+        totals, and judges the calls that waited."""
         started = time.monotonic()
-        if self.builder is None:
-            now = utc_now()
-            first = self.model.profiles is None
-            self.builder = ProfileBuilder(now, exclude=self._flagged_days(now),
-                                          keep_today=first, holidays=self._holidays_of(now))
-            self.after_id, self.pages, self.build_seconds = 0, 0, 0.0
-            self.since = (now - datetime.timedelta(days=LEARN_DAYS + 2)).strftime(
-                "%Y-%m-%d %H:%M:%S")
+        if self.phase is None:
+            self.now = utc_now()
+            self.builder = ProfileBuilder(self.now, exclude=self._flagged_days(self.now),
+                                          holidays=self._holidays_of(self.now))
+            self.phase, self.after_id, self.pages, self.build_seconds = "learn", 0, 0, 0.0
             self.build_started = started
         while True:
-            rows = self.host.query(HISTORY_QUERY, [self.since, self.after_id])
+            days = LEARN_DAYS + 2 if self.phase == "learn" else 1  # any zone's today
+            since = (self.now - datetime.timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
+            rows = self.host.query(HISTORY_QUERY, [since, self.after_id])
             self.pages += 1
-            self.builder.add(rows)
+            if self.phase == "learn":
+                self.builder.add(rows)
+            else:
+                self._count_today(rows)
             if rows:
                 self.after_id = max(int(row["id"]) for row in rows)
             if len(rows) < PAGE_ROWS:
                 self.build_seconds += time.monotonic() - started
-                self._finish()
-                return
-            if time.monotonic() - started >= BUILD_BUDGET_S or self.host.closing:
+                if self.phase == "learn":
+                    self._learnt()
+                else:
+                    self._counted()
+                if self.phase is None:
+                    return
+            elif time.monotonic() - started >= BUILD_BUDGET_S or self.host.closing:
                 self.build_seconds += time.monotonic() - started
-                self.host.log(f"building the profiles: {self.builder.rows:,} calls read, "
-                              "going on at the next event")
+                self.host.log(f"building the profiles: {self.pages} queries so far, going "
+                              "on at the next event")
                 return
 
-    def _finish(self) -> None:
+    def _learnt(self) -> None:
         builder, self.builder = self.builder, None
         profiles = builder.finish()
-        first = self.model.profiles is None
         self.model.profiles = profiles
         judged = sum(1 for p in profiles.subscribers.values()
                      if p.active_days >= MIN_ACTIVE_DAYS)
@@ -928,13 +947,24 @@ class BehaviourFraudScanner:
             f"({judged} with {MIN_ACTIVE_DAYS}+ days of calls), {len(profiles.groups)} "
             f"groups, {len(profiles.numbers)} numbers without a subscriber; "
             f"{self.pages} queries, {self.build_seconds:.1f} s")
-        self.seeded = frozenset()
-        if first:
-            for row in builder.today_rows:
+        self.seeded = set()
+        self.phase, self.after_id = (None, 0) if self.ready else ("today", 0)
+
+    def _count_today(self, rows) -> None:
+        for row in rows:
+            if len(self.seeded) >= MAX_SEEDED:
+                return
+            if as_datetime(row["calldatetime"]).date() >= local_today(row, self.now):
                 self.model.count(row)
-            self.seeded = frozenset(row.get("id") for row in builder.today_rows)
-            pending, self.pending = self.pending, []
-            for call in pending:
+                self.seeded.add(row.get("id"))
+
+    def _counted(self) -> None:
+        self.phase, self.ready = None, True
+        if self.seeded:
+            self.host.log(f"{len(self.seeded):,} calls of today counted into the day totals")
+        pending, self.pending = self.pending, []
+        for call in pending:
+            if call is not None:
                 self._judge(call)
 
     def _holidays_of(self, now):
@@ -984,7 +1014,7 @@ class BehaviourFraudScanner:
             if CLOSE_ON_CRITICAL:
                 self._close(call, key, day, findings)
         start = as_datetime(call["calldatetime"])
-        who = call.get("subscriber") or "unknown to the system"
+        who = call.get("subscriber") or "none"
         if call.get("group"):
             who += f", {call['group']}"
         lines = [f"Unusual behaviour: {len(findings)} alert(s). ID={call_id} "

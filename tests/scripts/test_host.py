@@ -437,3 +437,33 @@ def test_the_scripts_of_a_batch_run_side_by_side(script, tmp_path):
     assert [[run.log for run in batch] for batch in runs] == [
         [[f"{n} first met second"] for n in range(4)],
         [[f"{n} second met first"] for n in range(4)]]
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_a_querys_time_parameters_compare_as_times_on_either_database(call, script):
+    # given the call of 17 June 2024 at 07:00 UTC (10:00 in Kyiv), and a script that
+    # queries around it with datetime parameters
+    path = script("""
+        import datetime
+        utc = datetime.timezone.utc
+        def found(sql, moment):
+            return len(self.host.query(sql, [moment]))
+        self.host.log(repr([
+            found("SELECT id FROM v_calls WHERE calldatetime_utc >= %s",
+                  datetime.datetime(2024, 6, 17, 7, 0, tzinfo=utc)),
+            found("SELECT id FROM v_calls WHERE calldatetime_utc >= %s",
+                  datetime.datetime(2024, 6, 17, 7, 0, 1, tzinfo=utc)),
+            found("SELECT id FROM v_calls WHERE calldatetime >= %s",
+                  datetime.datetime(2024, 6, 17, 10, 0)),
+            found("SELECT id FROM v_calls WHERE calldatetime < %s",
+                  datetime.datetime(2024, 6, 17, 10, 0)),
+        ]))
+        row = self.host.query("SELECT calldatetime_utc FROM v_calls", [])[0]
+        self.host.log(repr(row["calldatetime_utc"].utcoffset()))
+    """)
+    # when it runs
+    outcome = run(path)
+    # then the boundaries hold to the second, and the UTC start is an aware time
+    assert outcome.error is None, outcome.error
+    assert outcome.log == ["[1, 0, 1, 0]", "datetime.timedelta(0)"]
