@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing.models import Call, Device
 from billing.numbering import DialPlan, Kind, classify, parse_number, split_auth_code
 from billing.selectors import HolidayCalendar, NumberDirectory
+from billing.usage import usage_add
 from observers.parsers.base import CallRecord
 from tariffs.choices import CallType, Direction
 from tariffs.models import Operator, TariffPlan
@@ -35,6 +36,8 @@ class StoreResult:
     # (subscriber id, local day) of the priced calls stored: the months whose charges are
     # to be rebuilt (R7.1).
     charged: set[tuple[int, date]] = field(default_factory=set)
+    # The subscribers whose usage of a month grew (R8.1: their limits are checked next).
+    subscribers: set[int] = field(default_factory=set)
 
 
 class CallBuilder:
@@ -219,11 +222,12 @@ _NULL = "\\N"
 
 
 def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple],
-                       conflict: str) -> list[int]:
+                       conflict: str) -> tuple[list[int], list[int]]:
     """COPY straight into the table (the fastest way in), with ids taken from the table's
     sequence first, so that the ids of the calls stored are known; if a concurrent delivery
     stored one of these calls meanwhile, the COPY fails as a whole and the rows go in again
-    with INSERT ... ON CONFLICT DO NOTHING RETURNING id."""
+    with INSERT ... ON CONFLICT DO NOTHING RETURNING id. Returns the ids given to the rows,
+    in their order, and those of the rows inserted."""
     # psycopg2 is the PostgreSQL driver, not installed where only SQLite is used.
     from psycopg2 import IntegrityError as PgIntegrityError
     from psycopg2.extras import execute_values
@@ -245,19 +249,20 @@ def _insert_postgresql(cursor, table: str, names: str, rows: list[tuple],
         with transaction.atomic():
             cursor.cursor.copy_expert(
                 f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')", buffer)
-        return ids
+        return ids, ids
     except PgIntegrityError:  # the raw cursor raises psycopg2's own error
         # Table and column names come from the model, never from input: no injection.
         inserted = execute_values(
             cursor.cursor, f"INSERT INTO {table} ({names}) VALUES %s {conflict} RETURNING id",  # noqa: S608
             rows, page_size=1000, fetch=True)
-        return [row[0] for row in inserted]
+        return ids, [row[0] for row in inserted]
 
 
 def calls_insert(calls: list[Call]) -> list[int]:
     """Insert built calls in bulk, skipping any whose (device, source key) is already stored
     (INSERT ... ON CONFLICT DO NOTHING): a re-delivery or a concurrent delivery of the same
-    records neither fails nor doubles. Returns the ids of those inserted. Bypasses the ORM's
+    records neither fails nor doubles. Returns the ids of those inserted, and gives each of
+    those calls its id (the others keep none). Bypasses the ORM's
     per-field preparation, which cost more than the rest of the pipeline together."""
     if not calls:
         return []
@@ -275,19 +280,26 @@ def calls_insert(calls: list[Call]) -> list[int]:
     conflict = "ON CONFLICT (device_id, source_key) DO NOTHING"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            return _insert_postgresql(cursor, table, names, rows, conflict)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",  # noqa: S608
-                               rows)
-            if not cursor.rowcount:
-                return []
-            # SQLite lets one writer in at a time: the rows of this batch are those of its
-            # keys stamped with its time (a call already stored was stored before).
-            return list(Call.objects.filter(
-                device_id=calls[0].device_id, created_at=now,
-                source_key__in=[call.source_key for call in calls]).order_by("pk")
-                .values_list("pk", flat=True))
+            given, inserted = _insert_postgresql(cursor, table, names, rows, conflict)
+            stored = set(inserted)
+            for call, call_id in zip(calls, given, strict=True):
+                if call_id in stored:
+                    call.pk = call_id
+            return inserted
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",  # noqa: S608
+                           rows)
+        if not cursor.rowcount:
+            return []
+        # SQLite lets one writer in at a time: the rows of this batch are those of its
+        # keys stamped with its time (a call already stored was stored before).
+        keys = dict(Call.objects.filter(
+            device_id=calls[0].device_id, created_at=now,
+            source_key__in=[call.source_key for call in calls]).order_by("pk")
+            .values_list("source_key", "pk"))
+        for call in calls:
+            call.pk = keys.get(call.source_key)
+        return list(keys.values())
 
 
 def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult:
@@ -308,6 +320,9 @@ def calls_store(*, device: Device, records: Iterable[CallRecord]) -> StoreResult
                        for c in calls if c.subscriber_id is not None and c.cost is not None)
         with transaction.atomic():
             inserted = calls_insert(calls)
+            # R8.1: the month's usage grows with the calls stored, in their transaction.
+            result.subscribers |= usage_add(calls=[c for c in calls if c.pk is not None],
+                                            zone=builder.zone)
         result.calls += len(inserted)
         result.duplicates += len(batch) - len(inserted)
         result.ids += inserted

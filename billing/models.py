@@ -431,3 +431,24 @@ class RecurringService(models.Model):
 
     def __str__(self):
         return f"{self.name}: {self.amount} {self.currency}/month"
+
+
+class MonthUsage(models.Model):
+    """R8.1: a subscriber's outgoing calls of a month (in its device's time zone), by call
+    type and currency: running totals that storing calls adds to and re-rating rebuilds,
+    so that a limit is checked without summing the month's calls (restrictions)."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="usage")
+    month = models.DateField(help_text="First day of the month.")
+    call_type = models.IntegerField(choices=CallType.choices)
+    currency = models.CharField(max_length=3, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    seconds = models.PositiveBigIntegerField(default=0, help_text="Talk time.")
+    cost = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["subscriber", "month", "call_type", "currency"], name="usage_unique")]
+
+    def __str__(self):
+        return f"{self.subscriber_id} {self.month:%Y-%m} type {self.call_type}: {self.cost}"

@@ -30,6 +30,7 @@ from django.utils import timezone
 from billing.accounts import charges_recalculate_for
 from billing.calls import CallBuilder
 from billing.models import Call, Device
+from billing.usage import usage_rebuild
 from observers.parsers.base import CallRecord
 from tariffs.models import Operator
 from tariffs.rating import quantize_money
@@ -339,9 +340,10 @@ def rerate_job_step(*, job_id: str) -> RerateJob:
                 # a call that moved to another subscriber corrects both accounts.
                 days = [(call, call.start.astimezone(zoneinfo.ZoneInfo(call.device.timezone))
                          .date()) for call in changed]
-                charges_recalculate_for(pairs=[
-                    *((held_by[call.pk], day) for call, day in days),
-                    *((call.subscriber_id, day) for call, day in days)])
+                pairs = [*((held_by[call.pk], day) for call, day in days),
+                         *((call.subscriber_id, day) for call, day in days)]
+                charges_recalculate_for(pairs=pairs)
+                usage_rebuild(pairs=pairs)  # R8.1: the limits' running totals too
             job.pending = {**totals, "last_id": last_id, "done": last, "probe": (
                 {"id": changed[0].pk, "values": _signature(changed[0])} if changed else None)}
             job.save()
