@@ -107,7 +107,9 @@ def piece_process(*, profile: ObserverProfile, data: bytes, source_name: str = "
         if stored.ids:
             # R9.2: one event for the calls of this piece, recorded (by the scripts app) in
             # this transaction: stored calls and their event commit together or not at all.
-            event_emit(Event.CALL_PROCESSED, profile=profile.name, ids=stored.ids)
+            # `subscribers`: those whose month's usage grew (their limits are checked, R8.1).
+            event_emit(Event.CALL_PROCESSED, profile=profile.name, ids=stored.ids,
+                       subscribers=sorted(stored.subscribers))
         ObserverProfile.objects.filter(pk=profile.pk).update(
             records_total=F("records_total") + stored.calls,
             rejects_total=F("rejects_total") + new_rejects,

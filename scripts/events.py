@@ -26,6 +26,9 @@ class Event(StrEnum):
     # A script raised an alert (host.alert): params alert_id, level, reason, call_id,
     # subscriber_id, script. Alerts raised by the scripts of this event raise none again.
     ALERT = "alert"
+    # Ours (R8.1): a limit's warning threshold was crossed: params limit_id, subscriber_id or
+    # group_id, used, limit, unit, percent.
+    LIMIT_WARNING = "limit_warning"
 
 
 Subscriber = Callable[[Event, dict], None]
@@ -64,3 +67,22 @@ def event_emit(event: Event, **params) -> None:
                 logger.exception("event subscriber %r failed on %s", subscriber, event)
     if failure is not None:
         raise failure
+
+
+# Actions that a layer above offers to the layers below without being imported by them:
+# the restrictions register "close_subscriber" (R8), which a script's host.close_subscriber
+# calls (R9.5).
+Action = Callable[..., object]
+_actions: dict[str, Action] = {}
+
+
+def action_register(name: str, action: Action) -> None:
+    _actions[name] = action
+
+
+def action_call(name: str, **arguments):
+    """Call the action registered as `name`; LookupError when none is."""
+    action = _actions.get(name)
+    if action is None:
+        raise LookupError(f"no {name!r} here: the module that provides it is not installed")
+    return action(**arguments)

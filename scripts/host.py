@@ -34,6 +34,7 @@ from django.core.mail import EmailMessage
 from billing.models import Device, Subscriber
 from billing.selectors import HolidayCalendar
 from observers.backoff import backoff
+from scripts.events import action_call
 from scripts.mail import mail_config, mail_connection
 from scripts.sql import QueryRefused, query_read_only
 
@@ -335,9 +336,14 @@ class ScriptProcess:
         return [day for day in (first + timedelta(days=n) for n in range(366))
                 if day.year == year and calendar.is_holiday(day)]
 
-    def _host_close_subscriber(self, subscriber_id, reason) -> None:
-        raise ValueError("closing a subscriber on the PBX needs the restrictions module, "
-                         "which is not built yet (R8)")
+    def _host_close_subscriber(self, subscriber_id, reason) -> str:
+        """R9.5: close the subscriber (restrictions, R8): "closed", or "closed already"."""
+        try:
+            return action_call("close_subscriber", subscriber_id=_id_or_none(subscriber_id),
+                               reason=f"{reason} (script {self.path.name})",
+                               script=self.path.name)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class Batch:

@@ -111,7 +111,7 @@ and times; write numbers without quotes; True/False and None as they are.
   MAX_CALLS_PER_ORIGINATOR, MAX_ORIGINATORS  the bounds of that memory (above)
   CLOSE_ON_CRITICAL       False. True: a call with a critical alert has its subscriber's
                           outgoing calls closed on the PBX (host.close_subscriber); a failure
-                          (no subscriber, no restrictions module yet) is logged and mailed,
+                          (no such subscriber, the PBX refusing) is logged and mailed,
                           never raised
   MAIL_TO                 "" sends to the default address of the mail settings
                           (TARISCOPE_ALERT_EMAIL); or an address, "security@example.com"

@@ -326,19 +326,27 @@ def test_holidays_are_the_nodes_calendar_its_countrys_and_its_own(site, script):
 
 @pytest.mark.embedded
 @pytest.mark.django_db
-def test_closing_a_subscriber_says_the_restrictions_module_is_missing(site, script):
-    # given a script that would close a subscriber on a critical alert
+def test_a_script_closes_a_subscriber_through_the_restrictions(site, script):
+    # given a script that closes the subscriber of its event, twice
+    from restrictions.models import Closure
+
     path = script("""
+        for _ in range(2):
+            self.host.log(self.host.close_subscriber(params["subscriber_id"], "fraud"))
         try:
-            self.host.close_subscriber(params["subscriber_id"], "fraud")
+            self.host.close_subscriber(999999, "fraud")
         except Exception as exc:
             self.host.log(str(exc))
-    """)
-    # when it asks
+    """, name="closer.py")
+    # when it runs
     outcome = run(path, {"event": "alert", "subscriber_id": site.subscriber.pk})
-    # then it is told why it cannot (R8 is not built yet), and nothing fails
+    # then the subscriber is closed once, by the script, and an unknown one is an error
     assert outcome.error is None
-    assert "restrictions module" in outcome.log[0]
+    assert outcome.log == ["closed", "closed already", "ValueError: no subscriber 999999"]
+    closure = Closure.objects.get()
+    assert (closure.subscriber, closure.cause, closure.closed_by) == (
+        site.subscriber, "script", "closer.py")
+    assert closure.reason == "fraud (script closer.py)"
 
 
 @pytest.mark.embedded
