@@ -296,7 +296,7 @@ def test_query_count_per_batch_does_not_grow_with_the_batch_size(site,
             # then the charges of the month (R7.1): the devices' zones, the month's lock
             # (PostgreSQL), the sums, the charges, one UPDATE; and the month's usage (R8.1):
             # the zones, a DELETE, the sums, one INSERT
-            with django_assert_max_num_queries(21):
+            with django_assert_max_num_queries(22):
                 job = rerate_job_step(job_id=job.id)
             # then it did a whole batch
             assert job.examined == batch_size and job.changed >= batch_size - 3

@@ -22,6 +22,13 @@ pytestmark = pytest.mark.django_db
 JUNE = datetime(2024, 6, 20, 9, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def _in_process(settings):
+    """The limits' check runs where the calls were stored (with a broker it is a task of a
+    worker, which these tests do not start)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
 @pytest.fixture
 def june():
     with time_machine.travel(JUNE, tick=False):
