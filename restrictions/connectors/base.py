@@ -96,8 +96,9 @@ class NotSupported(PbxRefused):
     """This PBX family (or version) does not offer the operation or the close_by mode."""
 
 
-class ConnectorConfigError(ConnectorError, ValueError):
-    """The connector configuration is wrong; `problems` lists every problem found."""
+class ConnectorConfigError(PbxRefused, ValueError):
+    """The connector configuration is wrong; `problems` lists every problem found. A refusal:
+    retrying cannot help until the configuration is corrected."""
 
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
@@ -269,7 +270,9 @@ class Connector(abc.ABC):
         merged = with_defaults(config, self.config_keys)
         # Secrets stay out of `config` (which may be shown or logged); the family reads them once.
         self._secrets = {
-            name: merged[name] for name, key in self.config_keys.items() if key.kind == "secret" and merged.get(name)
+            name: merged[name]
+            for name, key in self.config_keys.items()
+            if key.kind == "secret" and merged.get(name)
         }
         self.config = {name: "***" if name in self._secrets else value for name, value in merged.items()}
         # Monotonic seconds; tests hand in a clock they move by hand.
@@ -335,7 +338,7 @@ class Connector(abc.ABC):
         """R8.9: the legs of the calls started within `period`."""
         raise NotSupported(f"{self.type} does not offer call legs")
 
-    def disconnect(self) -> None:
+    def disconnect(self) -> None:  # noqa: B027 - optional: a family without a session has nothing to forget
         """Forget the session or token (a later call signs in again)."""
 
     def __enter__(self):
@@ -416,9 +419,10 @@ def _value_problem(name: str, key: ConfigKey, value: Any) -> str | None:
             return f"'{name}' must be the path of a file"
         if not os.path.isfile(value):
             return f"'{name}': no file at {value}"
-    elif key.kind == "str_list":
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-            return f"'{name}' must be a list of texts"
+    elif key.kind == "str_list" and (
+        not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value)
+    ):
+        return f"'{name}' must be a list of texts"
     return None
 
 
@@ -578,7 +582,8 @@ class HttpTransport:
     ) -> HttpResponse:
         """Send one request; any HTTP status comes back as a response. Network failures raise
         PbxUnreachable / PbxTimeout, a certificate the PBX cannot be trusted by PbxRefused."""
-        request = urllib.request.Request(
+        # S310: base_url is the configured PBX URL, which config_problems allows only as http(s).
+        request = urllib.request.Request(  # noqa: S310
             self.base_url + path, data=body, method=method, headers=dict(headers or {})
         )
         started = time.monotonic()
@@ -617,7 +622,9 @@ class HttpTransport:
         self.logger.debug("%s %s failed: %s", method, where, text)
         return PbxUnreachable(f"{method} {where}: cannot reach the PBX ({text})")
 
-    def status_error(self, response: HttpResponse, method: str, path: str, detail: str = "") -> ConnectorError:
+    def status_error(
+        self, response: HttpResponse, method: str, path: str, detail: str = ""
+    ) -> ConnectorError:
         """The error for a non-success answer: 5xx/408/429 can pass, other 4xx cannot."""
         where = self.redact(self.where(path))
         detail = self.redact(detail)[:300]
