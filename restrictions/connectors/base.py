@@ -499,6 +499,25 @@ def format_utc(moment: datetime) -> str:
 _LEADING_NUMBER = re.compile(r"^\s*([+*#]?\d[\d*#]*)")
 
 
+def text_of(value: Any) -> str:
+    """A PBX's field as text: None as ""."""
+    return "" if value is None else str(value)
+
+
+def state_checked(family: str, ext: str | Extension, state: Mapping[str, Any], valid: bool
+                  ) -> Mapping[str, Any]:
+    """`state` handed to reopen(), when `valid` (its family's own checks) and recorded for
+    `ext`; otherwise PbxRefused, saying which."""
+    if not valid:
+        raise PbxRefused(f"this previous_state was not recorded by a {family} connector's close()")
+    number = ext.number if isinstance(ext, Extension) else str(ext)
+    if number != state["extension"]["number"]:
+        raise PbxRefused(
+            f"this previous_state belongs to extension {state['extension']['number']}, not {number}"
+        )
+    return state
+
+
 def leading_number(text: str) -> str:
     """"100 Ann Lee" -> "100"; "" when the text does not start with a number."""
     match = _LEADING_NUMBER.match(text or "")

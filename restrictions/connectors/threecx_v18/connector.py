@@ -31,6 +31,8 @@ from restrictions.connectors.base import (
     UnknownExtension,
     leading_number,
     parse_datetime,
+    state_checked,
+    text_of,
 )
 from restrictions.connectors.threecx_v18.client import V18Client
 
@@ -47,10 +49,6 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     ),
     **COMMON_KEYS,
 }
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def _field(obj: Mapping[str, Any], name: str) -> Any:
@@ -104,13 +102,15 @@ class ThreeCXv18Connector(Connector):
         disabled = row.get("Disabled")
         return Extension(
             id=str(row["Id"]),
-            number=_text(row.get("Number")),
-            first_name=_text(row.get("FirstName")),
-            last_name=_text(row.get("LastName")),
-            display_name=" ".join(p for p in (_text(row.get("FirstName")), _text(row.get("LastName"))) if p),
-            email=_text(row.get("Email")),
+            number=text_of(row.get("Number")),
+            first_name=text_of(row.get("FirstName")),
+            last_name=text_of(row.get("LastName")),
+            display_name=" ".join(
+                p for p in (text_of(row.get("FirstName")), text_of(row.get("LastName"))) if p
+            ),
+            email=text_of(row.get("Email")),
             enabled=None if disabled is None else not disabled,
-            mobile=_text(row.get("MobileNumber")),
+            mobile=text_of(row.get("MobileNumber")),
         )
 
     def _row(self, ext: str | Extension) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class ThreeCXv18Connector(Connector):
         if isinstance(ext, Extension):
             found = [row for row in rows if str(row.get("Id")) == ext.id]
         else:
-            found = [row for row in rows if _text(row.get("Number")) == str(ext)]
+            found = [row for row in rows if text_of(row.get("Number")) == str(ext)]
         if not found:
             number = ext.number if isinstance(ext, Extension) else ext
             raise UnknownExtension(f"3CX at {self.config['url']}: no extension {number}")
@@ -175,7 +175,7 @@ class ThreeCXv18Connector(Connector):
                 "family": TYPE,
                 "version": STATE_VERSION,
                 "close_by": "disable",
-                "extension": {"id": str(row["Id"]), "number": _text(row.get("Number"))},
+                "extension": {"id": str(row["Id"]), "number": text_of(row.get("Number"))},
                 "changed": changed,
                 "before": before,
                 "applied": applied,
@@ -189,7 +189,7 @@ class ThreeCXv18Connector(Connector):
         with self._write_lock:
             ids = {str(row.get("Id")): row for row in self._list()}
             row = ids.get(state["extension"]["id"])
-            if row is None or _text(row.get("Number")) != number:
+            if row is None or text_of(row.get("Number")) != number:
                 return ReopenResult(ReopenStatus.GONE, number, message=f"extension {number} no longer exists")
             session_id, obj = self._open(row["Id"])
             try:
@@ -223,14 +223,7 @@ class ThreeCXv18Connector(Connector):
             )
         except (KeyError, TypeError, AttributeError):
             ok = False
-        if not ok:
-            raise PbxRefused(f"this previous_state was not recorded by a {TYPE} connector's close()")
-        number = ext.number if isinstance(ext, Extension) else str(ext)
-        if number != state["extension"]["number"]:
-            raise PbxRefused(
-                f"this previous_state belongs to extension {state['extension']['number']}, not {number}"
-            )
-        return state
+        return state_checked(TYPE, ext, state, ok)
 
     # -- calls --------------------------------------------------------------------------------
     def active_calls(self) -> list[ActiveCall]:
@@ -239,13 +232,13 @@ class ThreeCXv18Connector(Connector):
             raise PbxServerError(f"GET {self.config['url']}/api/activeCalls: no 'list' in the answer")
         calls = []
         for row in payload["list"]:
-            caller, callee = _text(row.get("Caller")), _text(row.get("Callee"))
+            caller, callee = text_of(row.get("Caller")), text_of(row.get("Callee"))
             calls.append(
                 ActiveCall(
                     id=str(row["Id"]),
                     caller=caller,
                     callee=callee,
-                    status=_text(row.get("Status")),
+                    status=text_of(row.get("Status")),
                     established_at=parse_datetime(row.get("EstablishedAt")),
                     last_change_at=parse_datetime(row.get("LastChangeStatus")),
                     caller_number=leading_number(caller),

@@ -37,6 +37,8 @@ from restrictions.connectors.base import (
     format_utc,
     leading_number,
     parse_datetime,
+    state_checked,
+    text_of,
 )
 from restrictions.connectors.threecx_v20.client import XapiClient, odata_string, path_literal
 
@@ -92,10 +94,6 @@ def parse_duration(value: Any) -> float | None:
     sign, days, hours, minutes, seconds = match.groups()
     total = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
     return -total if sign else total
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 class ThreeCXv20Connector(Connector):
@@ -165,16 +163,16 @@ class ThreeCXv20Connector(Connector):
         department = (primary or (groups[0] if groups else {})).get("Name")
         return Extension(
             id=str(user["Id"]),
-            number=_text(user.get("Number")),
-            first_name=_text(user.get("FirstName")),
-            last_name=_text(user.get("LastName")),
-            display_name=_text(user.get("DisplayName")),
-            email=_text(user.get("EmailAddress")),
+            number=text_of(user.get("Number")),
+            first_name=text_of(user.get("FirstName")),
+            last_name=text_of(user.get("LastName")),
+            display_name=text_of(user.get("DisplayName")),
+            email=text_of(user.get("EmailAddress")),
             enabled=user.get("Enabled"),
-            groups=tuple(_text(g.get("Name")) for g in groups if g.get("Name")),
+            groups=tuple(text_of(g.get("Name")) for g in groups if g.get("Name")),
             department=department or None,
             internal_only=user.get("Internal"),
-            mobile=_text(user.get("Mobile")),
+            mobile=text_of(user.get("Mobile")),
         )
 
     def _user(self, ext: str | Extension) -> dict[str, Any]:
@@ -257,7 +255,7 @@ class ThreeCXv20Connector(Connector):
                 "family": TYPE,
                 "version": STATE_VERSION,
                 "close_by": mode,
-                "extension": {"id": str(user["Id"]), "number": _text(user.get("Number"))},
+                "extension": {"id": str(user["Id"]), "number": text_of(user.get("Number"))},
                 "changed": changed,
                 "before": before,
                 "applied": applied,
@@ -271,7 +269,7 @@ class ThreeCXv20Connector(Connector):
                 user = self._user_by_id(state["extension"]["id"], number)
             except UnknownExtension:
                 return ReopenResult(ReopenStatus.GONE, number, message=f"extension {number} no longer exists")
-            if _text(user.get("Number")) != number:
+            if text_of(user.get("Number")) != number:
                 return ReopenResult(
                     ReopenStatus.GONE,
                     number,
@@ -314,14 +312,7 @@ class ThreeCXv20Connector(Connector):
             )
         except (KeyError, TypeError):
             ok = False
-        if not ok:
-            raise PbxRefused(f"this previous_state was not recorded by a {TYPE} connector's close()")
-        number = ext.number if isinstance(ext, Extension) else str(ext)
-        if number != state["extension"]["number"]:
-            raise PbxRefused(
-                f"this previous_state belongs to extension {state['extension']['number']}, not {number}"
-            )
-        return state
+        return state_checked(TYPE, ext, state, ok)
 
     def _closed_group_id(self) -> int:
         """The closed group's id, after making sure that closing into it bars calls."""
@@ -375,12 +366,12 @@ class ThreeCXv20Connector(Connector):
 
     @staticmethod
     def _active_call(row: Mapping[str, Any]) -> ActiveCall:
-        caller, callee = _text(row.get("Caller")), _text(row.get("Callee"))
+        caller, callee = text_of(row.get("Caller")), text_of(row.get("Callee"))
         return ActiveCall(
             id=str(row["Id"]),
             caller=caller,
             callee=callee,
-            status=_text(row.get("Status")),
+            status=text_of(row.get("Status")),
             established_at=parse_datetime(row.get("EstablishedAt")),
             last_change_at=parse_datetime(row.get("LastChangeStatus")),
             server_now=parse_datetime(row.get("ServerNow")),
@@ -414,7 +405,7 @@ class ThreeCXv20Connector(Connector):
         for piece in self._chunks(period):
             start, end = format_utc(piece.start), format_utc(piece.end)
             for queue in queues:
-                number, name = _text(queue.get("Number")), _text(queue.get("Name"))
+                number, name = text_of(queue.get("Number")), text_of(queue.get("Name"))
                 dn = path_literal(number)
                 answered = self.client.get_all(
                     "/ReportQueueAnsweredCallsByWaitTime/Pbx.GetQueueAnsweredCallsByWaitTimeData("
@@ -443,11 +434,11 @@ class ThreeCXv20Connector(Connector):
     @staticmethod
     def _answered_queue_call(row: Mapping[str, Any], number: str, name: str) -> QueueCall:
         started, answered_at = parse_datetime(row.get("CallTime")), parse_datetime(row.get("AnsweredTime"))
-        destination = _text(row.get("Destination"))
+        destination = text_of(row.get("Destination"))
         return QueueCall(
-            queue=_text(row.get("DnNumber")) or number,
-            queue_name=name or _text(row.get("Dn")),
-            caller=_text(row.get("Source")),
+            queue=text_of(row.get("DnNumber")) or number,
+            queue_name=name or text_of(row.get("Dn")),
+            caller=text_of(row.get("Source")),
             started_at=started,
             answered=True,
             agent=leading_number(destination) or destination,
@@ -460,16 +451,16 @@ class ThreeCXv20Connector(Connector):
     @staticmethod
     def _abandoned_queue_call(row: Mapping[str, Any], number: str, name: str) -> QueueCall:
         return QueueCall(
-            queue=_text(row.get("QueueDn")) or number,
-            queue_name=_text(row.get("QueueDisplayName")) or name,
-            caller=_text(row.get("CallerId")),
+            queue=text_of(row.get("QueueDn")) or number,
+            queue_name=text_of(row.get("QueueDisplayName")) or name,
+            caller=text_of(row.get("CallerId")),
             started_at=parse_datetime(row.get("CallTime")),
             answered=False,
-            agent=_text(row.get("ExtensionDn")),
-            agent_name=_text(row.get("ExtensionDisplayName")),
+            agent=text_of(row.get("ExtensionDn")),
+            agent_name=text_of(row.get("ExtensionDisplayName")),
             wait_seconds=parse_duration(row.get("WaitTime")),
             polling_attempts=row.get("PollingAttempts"),
-            call_id=_text(row.get("CallHistoryId")),
+            call_id=text_of(row.get("CallHistoryId")),
         )
 
     def call_legs(self, period: Period) -> list[CallLeg]:
@@ -488,7 +479,7 @@ class ThreeCXv20Connector(Connector):
             )
             for row in rows:
                 leg = self._call_leg(row)
-                legs.setdefault((leg.call_id, leg.leg_id, _text(row.get("CdrId"))), leg)
+                legs.setdefault((leg.call_id, leg.leg_id, text_of(row.get("CdrId"))), leg)
         inside = [
             leg
             for leg in legs.values()
@@ -505,21 +496,21 @@ class ThreeCXv20Connector(Connector):
             cost = None
         segment = row.get("SegmentId")
         return CallLeg(
-            call_id=_text(row.get("CallId")),
-            leg_id=_text(segment) if segment is not None else _text(row.get("CdrId")),
+            call_id=text_of(row.get("CallId")),
+            leg_id=text_of(segment) if segment is not None else text_of(row.get("CdrId")),
             started_at=parse_datetime(row.get("StartTime")),
-            source=_text(row.get("SourceDn")) or _text(row.get("SourceCallerId")),
-            destination=_text(row.get("DestinationDn")) or _text(row.get("DestinationCallerId")),
-            source_name=_text(row.get("SourceDisplayName")),
-            destination_name=_text(row.get("DestinationDisplayName")),
-            source_caller_id=_text(row.get("SourceCallerId")),
-            destination_caller_id=_text(row.get("DestinationCallerId")),
+            source=text_of(row.get("SourceDn")) or text_of(row.get("SourceCallerId")),
+            destination=text_of(row.get("DestinationDn")) or text_of(row.get("DestinationCallerId")),
+            source_name=text_of(row.get("SourceDisplayName")),
+            destination_name=text_of(row.get("DestinationDisplayName")),
+            source_caller_id=text_of(row.get("SourceCallerId")),
+            destination_caller_id=text_of(row.get("DestinationCallerId")),
             answered=row.get("Answered"),
             ring_seconds=parse_duration(row.get("RingingDuration")),
             talk_seconds=parse_duration(row.get("TalkingDuration")),
             action=row.get("ActionType"),
-            reason=_text(row.get("Reason")),
+            reason=text_of(row.get("Reason")),
             cost=cost,
-            main_call_id=_text(row.get("MainCallHistoryId")),
-            history_id=_text(row.get("CallHistoryId")),
+            main_call_id=text_of(row.get("MainCallHistoryId")),
+            history_id=text_of(row.get("CallHistoryId")),
         )
