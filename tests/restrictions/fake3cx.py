@@ -45,11 +45,14 @@ SPEC_FILE = "xapi-v20.openapi.yaml"
 
 
 def spec_path() -> Path | None:
-    """The XAPI description: $TARISCOPE_XAPI_OPENAPI, or shared/3cx/ beside the repository
-    (or beside one of its parents). A clean clone elsewhere has none: the v20 tests skip."""
+    """The XAPI description: $TARISCOPE_XAPI_OPENAPI, the copy in tests/restrictions/data/
+    (with its attribution), or shared/3cx/ beside the repository."""
     if os.environ.get("TARISCOPE_XAPI_OPENAPI"):
         path = Path(os.environ["TARISCOPE_XAPI_OPENAPI"])
         return path if path.is_file() else None
+    bundled = Path(__file__).resolve().parent / "data" / SPEC_FILE  # kept with its licence
+    if bundled.is_file():
+        return bundled
     for parent in Path(__file__).resolve().parents[2:]:
         candidate = parent / "shared" / "3cx" / SPEC_FILE
         if candidate.is_file():
