@@ -18,6 +18,11 @@ class PbxControl(models.Model):
     last_contact_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # The control loop's last poll of the active calls, and the last sync of extensions
+    # (R8.10) with what it did ({"created", "updated", "ended", "unchanged"}).
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync = models.JSONField(default=dict, blank=True)
 
     def __str__(self):
         return f"{self.device.name}: {self.connector.get('type', 'no connector')}"
@@ -194,3 +199,113 @@ class PbxChange(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.extension} on {self.device_id}: {self.status}"
+
+
+class AuthCode(models.Model):
+    """R8.6: an authorization code: dialled with the number (where the device's dial plan
+    says), it names the subscriber who pays, and is stripped before rating. With
+    `require_auth_code` on a device, calls dialled without a valid one are dropped."""
+
+    code = models.CharField(max_length=16, unique=True)
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE,
+                                   related_name="auth_codes")
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return f"code {self.code[:2]}… of {self.subscriber}"
+
+    def clean(self):
+        if not self.code.isdigit():
+            raise ValidationError({"code": "An authorization code is digits only."})
+
+
+class ControlRule(models.TextChoices):
+    MIN_BALANCE = "min_balance", "balance below the minimum"
+    MAX_CALL_COST = "max_call_cost", "the call's cost would pass the maximum"
+    MAX_CALL_SECONDS = "max_call_seconds", "longer than the maximum"
+    AUTH_CODE = "auth_code", "no valid authorization code"
+    BLOCKED_DESTINATION = "blocked_destination", "a blocked destination"
+
+
+class ControlAction(models.Model):
+    """R8.3-R8.7: what the call control did to an active call, and why."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="control_actions")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    pbx_call_id = models.CharField(max_length=100)
+    caller = models.CharField(max_length=200, blank=True)
+    callee = models.CharField(max_length=200, blank=True)
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="control_actions")
+    rule = models.CharField(max_length=20, choices=ControlRule.choices)
+    reason = models.CharField(max_length=1000)
+    dropped = models.BooleanField(default=False, help_text="The PBX confirmed the drop.")
+    answer = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["device", "pbx_call_id", "rule"],
+                                               name="control_action_once_per_call")]
+
+    def __str__(self):
+        return f"{self.rule} on {self.pbx_call_id}: {'dropped' if self.dropped else 'not dropped'}"
+
+
+class QueueCall(models.Model):
+    """R8.8: a call that waited in a call queue of the PBX, answered or abandoned, as the
+    PBX's queue reports give it (for queue reports)."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="queue_calls")
+    queue = models.CharField(max_length=32)
+    queue_name = models.CharField(max_length=200, blank=True)
+    caller = models.CharField(max_length=200)
+    started_at = models.DateTimeField(db_index=True)
+    answered = models.BooleanField()
+    agent = models.CharField(max_length=32, blank=True)
+    agent_name = models.CharField(max_length=200, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    wait_seconds = models.PositiveIntegerField(null=True, blank=True)
+    ring_seconds = models.PositiveIntegerField(null=True, blank=True)
+    pbx_call_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["device", "queue", "caller", "started_at"],
+                                               name="queue_call_once")]
+
+    def __str__(self):
+        return f"{self.caller} in queue {self.queue} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class CallLeg(models.Model):
+    """R8.9: one leg of a transferred call, from the PBX's call data: who took part and for
+    how long; the call's cost is shared between the legs by their talk time."""
+
+    call = models.ForeignKey("billing.Call", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="legs")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="call_legs")
+    pbx_call_id = models.CharField(max_length=100)
+    leg_id = models.CharField(max_length=100)
+    started_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=200, blank=True)
+    destination = models.CharField(max_length=200, blank=True)
+    extension = models.CharField(max_length=32, blank=True,
+                                 help_text="The internal party of the leg.")
+    subscriber = models.ForeignKey(Subscriber, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="call_legs")
+    talk_seconds = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True,
+                               help_text="The leg's share of the call's cost.")
+
+    class Meta:
+        ordering = ["pbx_call_id", "started_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["device", "pbx_call_id", "leg_id"],
+                                               name="call_leg_once")]
+
+    def __str__(self):
+        return f"leg {self.leg_id} of {self.pbx_call_id}: {self.extension} {self.talk_seconds}s"

@@ -29,6 +29,9 @@ class Event(StrEnum):
     # Ours (R8.1): a limit's warning threshold was crossed: params limit_id, subscriber_id or
     # group_id, used, limit, unit, percent.
     LIMIT_WARNING = "limit_warning"
+    # Ours (R8.3-R8.7): the call control dropped (or tried to drop) an active call: params
+    # action_id, device, rule, reason, caller, callee, subscriber_id, dropped.
+    CALL_DROPPED = "call_dropped"
 
 
 Subscriber = Callable[[Event, dict], None]
