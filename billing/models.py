@@ -198,6 +198,8 @@ class Subscriber(models.Model):
     bank_code = models.CharField(max_length=20, blank=True)
     bank_name = models.CharField(max_length=200, blank=True)
     bank_account = models.CharField(max_length=50, blank=True)
+    # Ours: where the subscriber's own notices go; filled from the PBX by pbx_sync (R8.10).
+    email = models.EmailField(blank=True)
     plan = models.ForeignKey(
         TariffPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="subscribers"
     )
