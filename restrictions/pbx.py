@@ -81,39 +81,88 @@ def _make(change: PbxChange, now) -> str:
         change.refresh_from_db()
         if change.status != PbxChange.Status.PENDING:
             return "busy"
-        return _attempt(change, control, now)
-    with transaction.atomic():
-        # Locked while the PBX is asked: a second runner (another worker) passes it by.
-        locked = (PbxChange.objects.select_for_update(skip_locked=True)
-                  .filter(pk=change.pk, status=PbxChange.Status.PENDING).first())
-        if locked is None:
-            return "busy"
-        return _attempt(locked, control, now)
+        return _planned(change, control, now) or _attempt(change, control, now)
+    for step in (_planned, _attempt):
+        with transaction.atomic():
+            # Locked while the PBX is asked: a second runner (another worker) passes it by.
+            locked = (PbxChange.objects.select_for_update(skip_locked=True)
+                      .filter(pk=change.pk, status=PbxChange.Status.PENDING).first())
+            if locked is None:
+                return "busy"
+            outcome = step(locked, control, now)
+        if outcome:
+            return outcome
+    return "busy"  # not reached: _attempt always has an outcome
+
+
+def _planned(change: PbxChange, control: PbxControl | None, now) -> str | None:
+    """Before a change is first tried, what it will write is kept (committed before the
+    PBX is changed). A close asks the PBX what closing will change: retried after a crash
+    that lost the PBX's answer, it then records the extension's state before the first
+    attempt, not the closed state it finds. A reopen keeps the state it restores. Either
+    way a change with a kept state may have reached the PBX, and is no longer cancelled
+    (pbx_changes_plan). None when the change can go on."""
+    if change.previous_state is not None:
+        return None
+    if change.action == PbxChange.Action.REOPEN:
+        closed = _closed_by(change)
+        if closed is not None:
+            change.previous_state = closed.previous_state
+            change.save(update_fields=["previous_state"])
+        return None
+    return _asked(change, control, now, lambda connector: _keep_plan(change, connector))
+
+
+def _closed_by(change: PbxChange) -> PbxChange | None:
+    """The close that a reopen undoes: the last one made on the PBX before it."""
+    return (PbxChange.objects.filter(
+        device_id=change.device_id, extension=change.extension,
+        action=PbxChange.Action.CLOSE, pk__lt=change.pk)
+        .filter(Q(status=PbxChange.Status.DONE)).order_by("-pk").first())
+
+
+def _keep_plan(change: PbxChange, connector) -> None:
+    change.previous_state = connector.close_plan(change.extension)
+    change.save(update_fields=["previous_state"])
 
 
 def _attempt(change: PbxChange, control: PbxControl | None, now) -> str:
+    return _asked(change, control, now,
+                  lambda connector: _done(change, _change(change, connector)))
+
+
+def _change(change: PbxChange, connector) -> str:
+    """Make the change on the PBX; "done" or "conflict", with the answer on `change`."""
+    if change.action == PbxChange.Action.CLOSE:
+        previous = connector.close(change.extension, plan=change.previous_state)
+        change.previous_state = previous
+        change.answer = f"closed: {_short(previous)}"
+        return "done"
+    if change.previous_state is None:
+        change.answer = "nothing to restore: the extension was never closed here"
+        return "done"
+    result = connector.reopen(change.extension, change.previous_state)
+    change.answer = _reopen_text(result)
+    return "done" if result.ok else "conflict"
+
+
+def _done(change: PbxChange, outcome: str) -> str:
+    change.status = (PbxChange.Status.CONFLICT if outcome == "conflict"
+                     else PbxChange.Status.DONE)
+    change.attempts += 1
+    change.done_at = timezone.now()
+    change.last_error = ""
+    change.save()
+    return outcome
+
+
+def _asked(change: PbxChange, control: PbxControl | None, now, ask) -> str | None:
+    """`ask(connector)` with the device's connector; a PBX away is retried with back-off,
+    a refusal fails the change. Returns ask's outcome, "retry" or "failed"."""
     if control is None or not control.connector:
         return _failed(change, "the device has no connector any more")
     try:
-        connector = connector_of(control)
-        if change.action == PbxChange.Action.CLOSE:
-            previous = connector.close(change.extension)
-            change.previous_state = previous
-            change.answer = f"closed: {_short(previous)}"
-            outcome = "done"
-        else:
-            closed = (PbxChange.objects.filter(
-                device_id=change.device_id, extension=change.extension,
-                action=PbxChange.Action.CLOSE, pk__lt=change.pk)
-                .filter(Q(status=PbxChange.Status.DONE)).order_by("-pk").first())
-            if closed is None:
-                change.answer = "nothing to restore: the extension was never closed here"
-                outcome = "done"
-            else:
-                change.previous_state = closed.previous_state
-                result = connector.reopen(change.extension, closed.previous_state)
-                outcome = "done" if result.ok else "conflict"
-                change.answer = _reopen_text(result)
+        outcome = ask(connector_of(control))
     except PbxUnavailable as exc:
         change.attempts += 1
         delay = backoff(change.attempts - 1, RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
@@ -128,12 +177,6 @@ def _attempt(change: PbxChange, control: PbxControl | None, now) -> str:
         change.attempts += 1
         _contact(control, error=str(exc))
         return _failed(change, str(exc))
-    change.status = (PbxChange.Status.CONFLICT if outcome == "conflict"
-                     else PbxChange.Status.DONE)
-    change.attempts += 1
-    change.done_at = timezone.now()
-    change.last_error = ""
-    change.save()
     _contact(control)
     return outcome
 

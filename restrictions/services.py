@@ -261,9 +261,11 @@ def pbx_changes_plan(*, subscriber_ids, action: str, closure: Closure | None) ->
                 else PbxChange.Action.CLOSE)
     for device_id, extension, _subscriber_id in extensions_of(subscriber_ids,
                                                               timezone.localdate()):
+        # Nothing kept yet, which restrictions.pbx._planned does before any write: the PBX
+        # cannot have seen it (however often it was tried while the PBX was away).
         waiting = PbxChange.objects.filter(device_id=device_id, extension=extension,
                                            action=opposite, status=PbxChange.Status.PENDING,
-                                           attempts=0)
+                                           previous_state__isnull=True)
         if waiting.update(status=PbxChange.Status.CANCELLED, done_at=timezone.now(),
                           answer=f"not needed: {action} came before it was made"):
             continue

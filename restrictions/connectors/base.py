@@ -313,10 +313,17 @@ class Connector(abc.ABC):
         """One extension by number (or the Extension itself, by its id); UnknownExtension if none."""
 
     @abc.abstractmethod
-    def close(self, ext: str | Extension) -> dict[str, Any]:
+    def close_plan(self, ext: str | Extension) -> dict[str, Any]:
+        """The previous_state that close() would return now; nothing is written. Kept before
+        closing, it makes a close that is retried after a crash (the PBX changed, the answer
+        lost) record what the extension was before the first attempt, not the closed state."""
+
+    @abc.abstractmethod
+    def close(self, ext: str | Extension, plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """R8.1: bar outgoing external calls of `ext` the configured way (close_by); returns
         previous_state. An extension already in the closed state gives a previous_state that
-        records no change (reopen then changes nothing)."""
+        records no change (reopen then changes nothing). With `plan` (close_plan()'s answer
+        kept from an earlier attempt), what it recorded as changed is kept (see resumed())."""
 
     @abc.abstractmethod
     def reopen(self, ext: str | Extension, previous_state: Mapping[str, Any]) -> ReopenResult:
@@ -516,6 +523,25 @@ def state_checked(family: str, ext: str | Extension, state: Mapping[str, Any], v
             f"this previous_state belongs to extension {state['extension']['number']}, not {number}"
         )
     return state
+
+
+def resumed(plan: Mapping[str, Any] | None, fresh: dict[str, Any]) -> dict[str, Any]:
+    """The previous_state of a close: `plan`, kept from an earlier attempt, when it recorded a
+    change of the same extension the same way (a retry after a crash finds the extension
+    closed already, and must not take that for its state before); otherwise `fresh`, what
+    the extension is now."""
+    if (
+        plan
+        and plan.get("changed")
+        and plan.get("family") == fresh["family"]
+        and plan.get("version") == fresh["version"]
+        and plan.get("close_by") == fresh["close_by"]
+        and plan.get("extension") == fresh["extension"]
+        and isinstance(plan.get("applied"), dict)
+        and isinstance(plan.get("before"), dict)
+    ):
+        return dict(plan)
+    return fresh
 
 
 def leading_number(text: str) -> str:

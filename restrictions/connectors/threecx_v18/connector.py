@@ -31,6 +31,7 @@ from restrictions.connectors.base import (
     UnknownExtension,
     leading_number,
     parse_datetime,
+    resumed,
     state_checked,
     text_of,
 )
@@ -156,30 +157,41 @@ class ThreeCXv18Connector(Connector):
         self.client.post("/api/edit/save", session_id)
 
     # -- close and reopen ---------------------------------------------------------------------
-    def close(self, ext: str | Extension) -> dict[str, Any]:
+    def close_plan(self, ext: str | Extension) -> dict[str, Any]:
+        with self._write_lock:
+            row = self._row(ext)
+            session_id, obj = self._open(row["Id"])
+            self._cancel(session_id)
+            return self._plan(row, obj)
+
+    def close(self, ext: str | Extension, plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
         with self._write_lock:
             row = self._row(ext)
             session_id, obj = self._open(row["Id"])
             try:
-                before = {"Disabled": bool(_field(obj, "Disabled"))}
-                applied = {"Disabled": True}
-                changed = before != applied
-                if changed:
+                state = resumed(plan, self._plan(row, obj))
+                if bool(_field(obj, "Disabled")) != state["applied"]["Disabled"]:
                     self._set_disabled(session_id, True)
                 else:
                     self._cancel(session_id)
             except BaseException:
                 self._cancel(session_id)
                 raise
-            return {
-                "family": TYPE,
-                "version": STATE_VERSION,
-                "close_by": "disable",
-                "extension": {"id": str(row["Id"]), "number": text_of(row.get("Number"))},
-                "changed": changed,
-                "before": before,
-                "applied": applied,
-            }
+            return state
+
+    @staticmethod
+    def _plan(row: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:
+        """What closing the extension (disabling it) changes: its previous_state."""
+        before, applied = {"Disabled": bool(_field(obj, "Disabled"))}, {"Disabled": True}
+        return {
+            "family": TYPE,
+            "version": STATE_VERSION,
+            "close_by": "disable",
+            "extension": {"id": str(row["Id"]), "number": text_of(row.get("Number"))},
+            "changed": before != applied,
+            "before": before,
+            "applied": applied,
+        }
 
     def reopen(self, ext: str | Extension, previous_state: Mapping[str, Any]) -> ReopenResult:
         state = self._checked_state(ext, previous_state)

@@ -37,6 +37,7 @@ from restrictions.connectors.base import (
     format_utc,
     leading_number,
     parse_datetime,
+    resumed,
     state_checked,
     text_of,
 )
@@ -236,30 +237,39 @@ class ThreeCXv20Connector(Connector):
                 body[name] = value
         return body
 
-    def close(self, ext: str | Extension) -> dict[str, Any]:
+    def close_plan(self, ext: str | Extension) -> dict[str, Any]:
         with self._write_lock:
-            mode = self.close_by
+            return self._plan(self._user(ext))
+
+    def close(self, ext: str | Extension, plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        with self._write_lock:
             user = self._user(ext)
-            if mode == "disable":
-                before, applied = {"Enabled": user.get("Enabled")}, {"Enabled": False}
-            elif mode == "internal":
-                before, applied = {"Internal": user.get("Internal")}, {"Internal": True}
-            else:
-                group_id = self._closed_group_id()
-                before = {"Groups": self._memberships(user), "PrimaryGroupId": user.get("PrimaryGroupId")}
-                applied = {"Groups": [{"GroupId": group_id, "RoleName": self.config["closed_role"]}]}
-            changed = self._values(user, list(applied)) != applied
-            if changed:
+            state = resumed(plan, self._plan(user))
+            applied = state["applied"]
+            if self._values(user, list(applied)) != applied:
                 self.client.patch(f"/Users({int(user['Id'])})", self._patch_body(applied))
-            return {
-                "family": TYPE,
-                "version": STATE_VERSION,
-                "close_by": mode,
-                "extension": {"id": str(user["Id"]), "number": text_of(user.get("Number"))},
-                "changed": changed,
-                "before": before,
-                "applied": applied,
-            }
+            return state
+
+    def _plan(self, user: Mapping[str, Any]) -> dict[str, Any]:
+        """What closing `user` the configured way changes: its previous_state."""
+        mode = self.close_by
+        if mode == "disable":
+            before, applied = {"Enabled": user.get("Enabled")}, {"Enabled": False}
+        elif mode == "internal":
+            before, applied = {"Internal": user.get("Internal")}, {"Internal": True}
+        else:
+            group_id = self._closed_group_id()
+            before = {"Groups": self._memberships(user), "PrimaryGroupId": user.get("PrimaryGroupId")}
+            applied = {"Groups": [{"GroupId": group_id, "RoleName": self.config["closed_role"]}]}
+        return {
+            "family": TYPE,
+            "version": STATE_VERSION,
+            "close_by": mode,
+            "extension": {"id": str(user["Id"]), "number": text_of(user.get("Number"))},
+            "changed": self._values(user, list(applied)) != applied,
+            "before": before,
+            "applied": applied,
+        }
 
     def reopen(self, ext: str | Extension, previous_state: Mapping[str, Any]) -> ReopenResult:
         state = self._checked_state(ext, previous_state)
