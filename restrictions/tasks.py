@@ -2,7 +2,9 @@
 from celery import shared_task
 
 from restrictions.pbx import pbx_changes_run
+from restrictions.pbxdata import pbx_data_due
 from restrictions.services import limits_check, limits_enforce, limits_reopen_due
+from restrictions.sync import pbx_sync_due
 
 
 @shared_task(name="restrictions.limits_check", acks_late=True)
@@ -27,3 +29,15 @@ def limits_reopen_due_task() -> dict:
 def pbx_changes_run_task() -> dict:
     """R8.2: make the PBX changes that are due (new ones, and retries)."""
     return pbx_changes_run()
+
+
+@shared_task(name="restrictions.pbx_sync_due")
+def pbx_sync_due_task() -> dict:
+    """R8.10: sync the extensions of the PBXs whose sync_minutes have passed."""
+    return pbx_sync_due()
+
+
+@shared_task(name="restrictions.pbx_data_due")
+def pbx_data_due_task() -> dict:
+    """R8.8, R8.9: import the recent queue calls and call legs of the PBXs that offer them."""
+    return pbx_data_due()

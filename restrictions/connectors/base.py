@@ -458,8 +458,8 @@ COMMON_KEYS: dict[str, ConfigKey] = {
         doc="how often the control loop reads the active calls, in seconds",
     ),
     "sync_minutes": ConfigKey(
-        "int", default=60, minimum=1, maximum=7 * 24 * 60,
-        doc="how often extensions are synchronised into subscribers, in minutes",
+        "int", default=60, minimum=0, maximum=7 * 24 * 60,
+        doc="how often extensions are synchronised into subscribers, in minutes (0: never)",
     ),
     "verify_tls": ConfigKey(
         "bool", default=True,

@@ -33,7 +33,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -1012,6 +1012,23 @@ class Fake3CX:
             "Recordings": [],
         }
 
+    def add_call_log(self, call_id: int, start: str, legs, *, ringing: int = 2) -> None:
+        """A call of several legs in the call log (ReportCallLogData), the legs one after
+        another from `start` (ISO 8601, UTC): legs = [(source, destination, talk seconds), ...].
+        Each leg rings `ringing` seconds first; the SegmentIds follow the log's last one."""
+        with self.lock:
+            segment = max((row["SegmentId"] for row in self.call_log), default=0)
+            moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            for source, destination, talk in legs:
+                segment += 1
+                self.call_log.append(
+                    self._log_row(
+                        call_id, segment, moment.strftime("%Y-%m-%dT%H:%M:%SZ"), source, destination,
+                        "", f"PT{ringing}S", f"PT{talk}S",
+                    )
+                )
+                moment += timedelta(seconds=ringing + talk)
+
     def add_user(
         self,
         user_id: int,
@@ -1088,6 +1105,12 @@ class Fake3CX:
             user.update(changes)
             if groups is not None:
                 self._set_memberships(user, [{"GroupId": g, "Rights": {"RoleName": r}} for g, r in groups])
+
+    def remove_user(self, number: str) -> None:
+        """An administrator deletes the extension in the 3CX console."""
+        with self.lock:
+            user_id = next(u["Id"] for u in self.users.values() if u["Number"] == number)
+            del self.users[user_id]
 
     def snapshot(self) -> str:
         """Everything but the call data, for 'nothing else changed' comparisons."""
