@@ -8,17 +8,27 @@ or of a group above. The PBX follows that: an extension is closed when its subsc
 becomes closed, and reopened when nothing covers it any more, whatever the order in which
 closures are made and reopened."""
 import logging
+import re
 from datetime import date, datetime
 from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import PhoneNumber, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
-from restrictions.models import Cause, ClassChange, Closure, Limit, LimitMonth, PbxChange
+from restrictions.models import (
+    AuthCode,
+    Cause,
+    ClassChange,
+    Closure,
+    Limit,
+    LimitMonth,
+    PbxChange,
+)
 from restrictions.pbx import pbx_changes_run
 from restrictions.selectors import (
     closed_subscribers,
@@ -35,6 +45,7 @@ from restrictions.selectors import (
 from scripts.events import Event, action_register, event_emit, event_subscribe
 from scripts.mail import mail_config
 from scripts.models import OutgoingMail
+from tariffs.choices import CallType
 
 logger = logging.getLogger(__name__)
 
@@ -322,3 +333,185 @@ def _close_for_script(*, subscriber_id, reason: str, script: str = "a script") -
     closure = closure_make(subscriber=subscriber, cause=Cause.SCRIPT, reason=reason,
                            by=script)
     return "closed" if closure is not None else "closed already"
+
+
+# -- limits and codes as operators edit them ---------------------------------------------
+# The pages (restrictions.views) and the site configuration file write limits and codes
+# through these.
+
+LIMIT_FIELDS = ("subscriber", "group", "money", "currency", "seconds", "call_types",
+                "warn_percent", "enabled")
+# What a limit counts and up to where: when one of these changes, the month's warning and
+# closure are judged again at the new terms.
+_LIMIT_TERMS = ("subscriber_id", "group_id", "money", "currency", "seconds", "call_types",
+                "warn_percent")
+AUTH_CODE_FIELDS = ("code", "subscriber", "enabled", "description")
+
+
+def _limit_clean(limit: Limit) -> None:
+    """Every rule of a limit, in words: the target, the amount and its unit, the call
+    types, the warning; then the model's own checks (full_clean)."""
+    errors: dict[str, list[str]] = {}
+
+    def refuse(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    if limit.subscriber_id is None and limit.group_id is None:
+        refuse("subscriber", "A limit is of a subscriber or of a group: name one.")
+    elif limit.subscriber_id is not None and limit.group_id is not None:
+        refuse("group", "A limit is of a subscriber or of a group, not both.")
+    if limit.money is None and limit.seconds is None:
+        refuse("money", "A limit needs an amount: money (with its currency) or seconds.")
+    elif limit.money is not None and limit.seconds is not None:
+        refuse("seconds", "A limit is in money or in seconds, not both.")
+    elif limit.money is not None:
+        if limit.money <= 0:
+            refuse("money", "A limit in money is more than zero.")
+        limit.currency = (limit.currency or "").strip().upper()
+        if limit.currency and not re.fullmatch(r"[A-Z]{3}", limit.currency):
+            refuse("currency", "An ISO 4217 code: three letters, as UAH.")
+    else:
+        if limit.seconds <= 0:
+            refuse("seconds", "A limit in seconds is more than zero.")
+        if limit.currency:
+            refuse("currency", "A limit in seconds has no currency.")
+    call_types = list(limit.call_types or [])
+    unknown = [value for value in call_types if value not in CallType.values]
+    if unknown:
+        refuse("call_types", f"Unknown call types {unknown}: known are "
+                             f"{', '.join(f'{t.value} ({t.label})' for t in CallType)}.")
+    limit.call_types = sorted({int(value) for value in call_types if value in CallType.values})
+    try:
+        limit.full_clean(validate_constraints=False)  # the constraints are the checks above
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _limit_recheck_on_commit(limit: Limit) -> None:
+    """Once committed, the subscribers the limit counts are checked against it (and
+    against their other limits): a limit set below what they used this month closes them."""
+    if not limit.enabled:
+        return
+    if limit.subscriber_id is not None:
+        subscriber_ids = {limit.subscriber_id}
+    else:
+        subscriber_ids = subscribers_in_groups(group_subtree(limit.group_id, group_tree()))
+    if subscriber_ids:
+        transaction.on_commit(lambda: limits_check_soon(subscriber_ids))
+
+
+def _limit_month_rejudge(limit: Limit, now: datetime) -> None:
+    """The month's warning and "reached" stand only as far as they hold at the limit's new
+    terms: raised above the usage, the limit warns and closes again when it is reached;
+    lowered, what already happened this month is not done twice."""
+    month = month_of(now, _target_zone(limit))
+    state = LimitMonth.objects.select_for_update().filter(limit=limit, month=month).first()
+    if state is None:
+        return
+    used, amount = limit_usage(limit, month), _amount(limit)
+    if state.reached_at and used < amount:
+        state.reached_at = None
+    if state.warned_at and (not limit.warn_percent or used * 100 < amount * limit.warn_percent):
+        state.warned_at = None
+    state.save(update_fields=["warned_at", "reached_at"])
+
+
+def limit_create(*, subscriber: Subscriber | None = None, group: SubscriberGroup | None = None,
+                 money: Decimal | None = None, currency: str = "", seconds: int | None = None,
+                 call_types=(), warn_percent: int | None = None, enabled: bool = True) -> Limit:
+    """R8.1: a monthly limit as an operator or the site configuration sets it; once
+    committed, the subscribers it counts are checked against it. Raises ValidationError
+    with a message per field."""
+    limit = Limit(subscriber=subscriber, group=group, money=money, currency=currency or "",
+                  seconds=seconds, call_types=list(call_types or []), warn_percent=warn_percent,
+                  enabled=enabled)
+    _limit_clean(limit)
+    with transaction.atomic():
+        limit.save()
+        _limit_recheck_on_commit(limit)
+    return limit
+
+
+def limit_update(*, limit: Limit, now: datetime | None = None, **fields) -> Limit:
+    """R8.1: change a limit (any of LIMIT_FIELDS). A change of what it counts or of its
+    amount judges the month again (_limit_month_rejudge), and its subscribers are checked
+    against it once committed. Raises ValidationError with a message per field."""
+    unknown = sorted(set(fields) - set(LIMIT_FIELDS))
+    if unknown:
+        raise TypeError(f"limit_update(): no such field {', '.join(unknown)}; the fields are "
+                        f"{', '.join(LIMIT_FIELDS)}")
+    with transaction.atomic():
+        limit = Limit.objects.select_for_update().get(pk=limit.pk)
+        before = [getattr(limit, name) for name in _LIMIT_TERMS]
+        for name, value in fields.items():
+            setattr(limit, name, value)
+        if "call_types" in fields:
+            limit.call_types = list(limit.call_types or [])
+        _limit_clean(limit)
+        limit.save()
+        if [getattr(limit, name) for name in _LIMIT_TERMS] != before:
+            _limit_month_rejudge(limit, now or timezone.now())
+        _limit_recheck_on_commit(limit)
+    return limit
+
+
+def limit_delete(*, limit: Limit) -> None:
+    """R8.1: remove a limit and its months. A closure it made stays in force until the
+    month ends in its zone (limits_reopen_due) or an operator reopens it."""
+    with transaction.atomic():
+        Limit.objects.filter(pk=limit.pk).delete()
+
+
+def _auth_code_clean(auth_code: AuthCode) -> None:
+    auth_code.code = (auth_code.code or "").strip()
+    auth_code.description = (auth_code.description or "").strip()
+    taken = AuthCode.objects.filter(code=auth_code.code).exclude(pk=auth_code.pk)
+    if auth_code.code and taken.exists():
+        # Whose it is is not said: the code is a secret of its subscriber.
+        raise ValidationError({"code": "This code is in use already: choose another."})
+    if auth_code.subscriber_id is None:
+        raise ValidationError({"subscriber": "An authorization code names the subscriber "
+                                             "who pays: name one."})
+    auth_code.full_clean(validate_unique=False)
+
+
+def _auth_code_save(auth_code: AuthCode) -> AuthCode:
+    try:
+        with transaction.atomic():
+            auth_code.save()
+    except IntegrityError:  # the same code saved meanwhile by someone else
+        raise ValidationError({"code": "This code is in use already: choose another."}) from None
+    return auth_code
+
+
+def auth_code_create(*, code: str, subscriber: Subscriber, enabled: bool = True,
+                     description: str = "") -> AuthCode:
+    """R8.6: an authorization code of a subscriber. Raises ValidationError with a message
+    per field (digits only, not in use already)."""
+    auth_code = AuthCode(code=code, subscriber=subscriber, enabled=enabled,
+                         description=description)
+    _auth_code_clean(auth_code)
+    return _auth_code_save(auth_code)
+
+
+def auth_code_update(*, auth_code: AuthCode, **fields) -> AuthCode:
+    """R8.6: change an authorization code (any of AUTH_CODE_FIELDS)."""
+    unknown = sorted(set(fields) - set(AUTH_CODE_FIELDS))
+    if unknown:
+        raise TypeError(f"auth_code_update(): no such field {', '.join(unknown)}; the fields "
+                        f"are {', '.join(AUTH_CODE_FIELDS)}")
+    auth_code = AuthCode.objects.get(pk=auth_code.pk)
+    for name, value in fields.items():
+        setattr(auth_code, name, value)
+    _auth_code_clean(auth_code)
+    return _auth_code_save(auth_code)
+
+
+def auth_code_delete(*, auth_code: AuthCode) -> None:
+    """R8.6: remove an authorization code; calls dialled with it are no longer its
+    subscriber's."""
+    AuthCode.objects.filter(pk=auth_code.pk).delete()
+

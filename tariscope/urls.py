@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("scripts.urls")),
     path("", include("observers.urls")),
+    path("", include("restrictions.urls")),
     path("tariffs/import/", include("tariffs.urls")),
 ]

@@ -273,3 +273,16 @@ def test_a_failing_due_import_is_recorded(site, v20_control, fake3cx):
     assert "HTTP 500" in result["KyivPBX"]["call_legs"]["error"]
     v20_control.refresh_from_db()
     assert "HTTP 500" in v20_control.last_error and v20_control.last_error_at == now
+
+
+def test_the_call_page_shows_the_legs_and_their_shares(site, v20_control, fake3cx, admin_client):
+    # given the four legs of a transferred call imported
+    call = store_cdr(site)
+    transferred_call(site, fake3cx)
+    call_legs_import(device=site.device, period=MARCH_13)
+    # when its page is opened
+    page = admin_client.get(f"/calls/{call.pk}/").content.decode()
+    # then each leg is listed with its extension, its subscriber and its share of the cost
+    assert "Legs (from the PBX's call data)" in page
+    assert page.count("0.14") == 3 and "0.57" in page
+    assert "Olena Koval" in page
