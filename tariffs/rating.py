@@ -303,5 +303,35 @@ def rate(index: TariffIndex, *, number: str, at: date | datetime, direction: int
     return Decision(entry, seconds, cost, entry.currency, duration, band, holiday, price, fee)
 
 
-__all__ = ["Band", "Decision", "RateEntry", "TariffIndex", "billable_seconds", "quantize_money",
-           "rate"]
+def longest_duration(index: TariffIndex, *, number: str, at: date | datetime, direction: int,
+                     budget: Decimal, holiday: bool = False, limit: int = 86400) -> int | None:
+    """R8.4: the longest duration in seconds that a call to `number` started at `at` can last
+    while `rate` prices it at no more than `budget`. None when no tariff prices the number;
+    0 when even its first second costs more (a connection fee or a first increment above the
+    budget; free seconds can still give more); `limit` when the budget lasts that long.
+
+    Searched by halving over `rate` itself rather than worked out from the prices, so that
+    increments, connection fee, minimum, free seconds and rounding count exactly as they do
+    when the call is rated, and the two can never disagree. That works because a call's cost
+    never falls as it grows longer: some 17 ratings for a day's limit."""
+    def cost(duration: int) -> Decimal | None:
+        return rate(index, number=number, at=at, direction=direction, duration=duration,
+                    holiday=holiday).cost
+
+    longest = cost(limit)
+    if longest is None:
+        return None
+    if longest <= budget:
+        return limit
+    within, beyond = 0, limit  # within: 0 or a duration within the budget; beyond: over it
+    while beyond - within > 1:
+        middle = (within + beyond) // 2
+        if cost(middle) <= budget:
+            within = middle
+        else:
+            beyond = middle
+    return within
+
+
+__all__ = ["Band", "Decision", "RateEntry", "TariffIndex", "billable_seconds", "longest_duration",
+           "quantize_money", "rate"]

@@ -185,6 +185,18 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": crontab(minute=5, hour=0, day_of_month=1)},
     # R5.2: uploads of import wizards left unfinished (TARIFF_IMPORT_UPLOAD_MAX_AGE_HOURS).
     "tariff-import-cleanup": {"task": "tariffs.import_cleanup", "schedule": crontab(minute=35)},
+    # R8.2: closures made by limits reopen at 00:00 on the 1st in their node's zone; each
+    # run reopens what is due, so a run missed while the system was down catches up.
+    "limits-reopen-due": {"task": "restrictions.limits_reopen_due", "schedule": crontab()},
+    # R8.1: every limit checked against the month's usage (behind the check after each
+    # stored batch), and the PBX changes that wait tried again (the pbx_control service
+    # does both more often).
+    "limits-enforce": {"task": "restrictions.limits_enforce", "schedule": crontab(minute=17)},
+    "pbx-changes-run": {"task": "restrictions.pbx_changes_run", "schedule": crontab()},
+    # R8.10: extensions synced into subscribers, each PBX at its connector's sync_minutes;
+    # R8.8, R8.9: queue calls and legs of transferred calls imported from the PBXs.
+    "pbx-sync-due": {"task": "restrictions.pbx_sync_due", "schedule": crontab(minute="*/5")},
+    "pbx-data-due": {"task": "restrictions.pbx_data_due", "schedule": crontab(minute="*/15")},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -1,11 +1,15 @@
 """site_config_apply: the service that makes the database hold what the file says."""
 from collections import Counter, defaultdict
+from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
 from observers.sources.settings import SOURCE_KEYS, plain
+from restrictions.models import AuthCode, Limit, PbxControl
+from restrictions.services import auth_code_create, auth_code_update, limit_create, limit_update
 from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 from tariffs.services import operator_rates_changed
@@ -40,6 +44,8 @@ def _known_read() -> Known:
                 SubscriberGroup.objects.values_list("node__name", "name", "parent__name")},
         subscribers={name: tuple(accounts) for name, accounts in subscribers.items()},
         observers=frozenset(ObserverProfile.objects.values_list("name", flat=True)),
+        accounts=frozenset(Subscriber.objects.exclude(account_number=None).values_list(
+            "account_number", flat=True)),
     )
 
 
@@ -90,6 +96,7 @@ class _Applier:
         self.by_account = {s.account_number: s for s in subscribers if s.account_number}
         self.by_name = {s.full_name: s for s in subscribers}  # used only when unique (checked)
         self.numbers = {(n.device_id, n.dn, n.valid_from): n for n in PhoneNumber.objects.all()}
+        self.controls: dict[int, PbxControl] | None = None  # read when the file has one
 
     def sync(self, kind: str, model, current, values: dict):
         """Create the row, or update the fields that differ; count which it was."""
@@ -138,7 +145,71 @@ class _Applier:
         for item in data.get("subscribers") or ():
             self.subscriber_apply(item)
         self.scripts_apply(data.get("scripts") or [])
+        self.limits_apply(data.get("limits") or [])
+        self.auth_codes_apply(data.get("auth_codes") or [])
         return {kind: dict(counts) for kind, counts in self.counts.items()}
+
+    def limits_apply(self, items: list[dict]):
+        """R8.1: limits matched by target, unit and call types (limits the file does not
+        name are left as they are), through the services the Restrictions pages use."""
+        if not items:
+            return
+
+        def key(limit_target, unit, call_types):
+            return (*limit_target, unit, tuple(sorted(call_types or ())))
+
+        limits = {key((limit.subscriber_id, limit.group_id),
+                      "money" if limit.money is not None else "seconds", limit.call_types): limit
+                  for limit in Limit.objects.all()}
+        for index, item in enumerate(items):
+            subscriber = self.by_account[item["subscriber"]] if item.get("subscriber") else None
+            group = self.group_by_pk(self.group_id(item)) if item.get("group") else None
+            money = Decimal(str(item["money"])) if item.get("money") is not None else None
+            values = {
+                "money": money, "currency": item.get("currency") or "",
+                "seconds": item.get("seconds"), "call_types": sorted(item.get("call_types") or []),
+                "warn_percent": item.get("warn_percent"),
+                "enabled": _or_default(item, "enabled", Limit),
+            }
+            target = (subscriber.pk if subscriber else None, group.pk if group else None)
+            self.through_services(
+                f"limits[{index}]", limits.get(key(
+                    target, "money" if money is not None else "seconds", values["call_types"])),
+                values, lambda v, s=subscriber, g=group: limit_create(subscriber=s, group=g, **v),
+                lambda current, changed: limit_update(limit=current, **changed))
+
+    def through_services(self, path: str, current, values: dict, create, update):
+        """Like sync(), through the services the pages use (their checks included): a
+        refusal is the file's error at `path`."""
+        kind = path.partition("[")[0]
+        changed = values if current is None else {
+            name: value for name, value in values.items() if getattr(current, name) != value}
+        try:
+            if current is None:
+                create(values)
+            elif changed:
+                update(current, changed)
+        except ValidationError as exc:
+            raise SiteConfigError([f"{path}: {message}" for message in exc.messages]) from exc
+        self.counts[kind]["created" if current is None else
+                          "updated" if changed else "unchanged"] += 1
+
+    def group_by_pk(self, pk: int) -> SubscriberGroup:
+        return next(group for group in self.groups.values() if group.pk == pk)
+
+    def auth_codes_apply(self, items: list[dict]):
+        """R8.6: authorization codes matched by the code."""
+        if not items:
+            return
+        codes = {code.code: code for code in AuthCode.objects.all()}
+        for index, item in enumerate(items):
+            values = {"subscriber": self.by_account[item["subscriber"]],
+                      "enabled": _or_default(item, "enabled", AuthCode),
+                      "description": _or_default(item, "description", AuthCode)}
+            self.through_services(
+                f"auth_codes[{index}]", codes.get(item["code"]), values,
+                lambda v, code=item["code"]: auth_code_create(code=code, **v),
+                lambda current, changed: auth_code_update(auth_code=current, **changed))
 
     def scripts_apply(self, items: list[dict]):
         """R9.1: bindings by (profile, event, script)."""
@@ -182,6 +253,15 @@ class _Applier:
             })
         for _, observer in observers_of(item):
             self.observer_apply(device, observer)
+        if item.get("connector") is not None or item.get("call_control") is not None:
+            if self.controls is None:
+                self.controls = {c.device_id: c for c in PbxControl.objects.all()}
+            self.controls[device.pk] = self.sync("pbx_controls", PbxControl,
+                                                 self.controls.get(device.pk), {
+                "device_id": device.pk,
+                "connector": item.get("connector") or {},
+                "call_control": item.get("call_control") or {},
+            })
 
     def observer_apply(self, device: Device, item: dict):
         current = self.observers.get(item["name"])
@@ -251,7 +331,7 @@ class _Applier:
             "contract_date": date_or_none(item.get("contract_date")),
             **{key: _or_default(item, key, Subscriber) for key in (
                 "contract_number", "personal_code", "edrpou", "tax_code", "bank_code",
-                "bank_name", "bank_account")},
+                "bank_name", "bank_account", "email")},
         }
         if account:
             values["account_number"] = account

@@ -6,6 +6,7 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 from billing.models import Device, DeviceType
 from observers.sources.settings import (
@@ -18,6 +19,8 @@ from observers.sources.settings import (
     schema_errors,
     value_at,
 )
+from restrictions.connectors import config_problems as connector_problems
+from restrictions.control import call_control_problems
 from tariscope.siteconfig.schema import VALIDATOR, max_length
 
 # --- Validation (pure) ----------------------------------------------------------------------
@@ -35,6 +38,7 @@ class Known:
     # full name -> account numbers of the subscribers bearing it
     subscribers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     observers: frozenset[str] = frozenset()
+    accounts: frozenset[str] = frozenset()  # the subscribers' account numbers
 
 
 
@@ -120,6 +124,8 @@ class _Checker:
         self.groups_check()
         self.subscribers_check()
         self.scripts_check()
+        self.limits_check()
+        self.auth_codes_check()
         return self.errors
 
     def refer(self, path: KeyPath, name, in_file, in_db, what: str):
@@ -176,6 +182,12 @@ class _Checker:
                 device_type=device_type if device_type in DeviceType.values else None)
             for key_path, message in problems:
                 self.error(path + rest + key_path, message)
+        if isinstance(device.get("connector"), dict):
+            for problem in connector_problems(device["connector"]):
+                self.error(path + ("connector",), problem)
+        if isinstance(device.get("call_control"), dict):
+            for problem in call_control_problems(device["call_control"]):
+                self.error(path + ("call_control",), problem)
         routes = {}
         for r, route in _dicts(device.get("routes")):
             if _str(route, "name"):
@@ -198,6 +210,78 @@ class _Checker:
             if item.get("event") == "periodic" and not item.get("interval"):
                 self.error(path + ("interval",), "a periodic binding needs an interval "
                                                  "(seconds, more than 0)")
+
+    def accounts(self) -> set[str]:
+        """The account numbers the file gives its subscribers."""
+        return {sub["account_number"] for _, sub in _dicts(self.data.get("subscribers"))
+                if _str(sub, "account_number")}
+
+    def limits_check(self):
+        """R8.1: a limit of one subscriber (by account number) or one group, in money with
+        its currency or in seconds; at most one limit per target, unit and call types."""
+        accounts, seen = self.accounts(), {}
+        for index, item in _dicts(self.data.get("limits")):
+            path = ("limits", index)
+            subscriber, group, node = (_str(item, key) for key in ("subscriber", "group", "node"))
+            if (subscriber is None) == (group is None):
+                self.error(path, "give either subscriber (an account number) or group")
+            if subscriber is not None:
+                self.refer(path + ("subscriber",), subscriber, accounts, self.known.accounts,
+                           "subscriber account number")
+                if node is not None:
+                    self.error(path + ("node",), "only used with group (the node of the group)")
+            if group is not None:
+                self.group_ref(path, group, node)
+            money, seconds = item.get("money"), item.get("seconds")
+            if (money is None) == (seconds is None):
+                self.error(path, "give either money (with currency) or seconds")
+            if money is not None:
+                self.money_check(path + ("money",), money)
+                if not _str(item, "currency"):
+                    self.error(path + ("currency",), "a limit in money needs its currency")
+            elif item.get("currency") is not None:
+                self.error(path + ("currency",), "only used with money")
+            unit = "money" if money is not None else "seconds"
+            types = tuple(sorted(t for t in item.get("call_types") or () if isinstance(t, int)))
+            self.unique(seen, (subscriber, group, node, unit, types), path,
+                        "limit of this target, unit and call types")
+
+    def money_check(self, path: KeyPath, value):
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            return  # the schema's pattern reports it
+        if amount.as_tuple().exponent < -2:
+            self.error(path, f"{value} has more than two decimal places")
+        elif amount <= 0:
+            self.error(path, "must be more than 0")
+
+    def group_ref(self, path: KeyPath, group: str, node: str | None, *,
+                  node_checked: bool = False):
+        """`group` (on `node`, when given) is known, and names one group."""
+        holders = self.group_nodes.get(group, set())
+        if node is not None:
+            if not node_checked:
+                self.refer(path + ("node",), node, self.nodes, self.known.nodes, "node")
+            if node not in holders:
+                self.error(path + ("group",), f"unknown group {group!r} on node {node!r} "
+                           "(neither in the file nor in the database)")
+        elif not holders:
+            self.error(path + ("group",),
+                       f"unknown group {group!r} (neither in the file nor in the database)")
+        elif len(holders) > 1:
+            self.error(path + ("group",), f"group {group!r} exists on nodes "
+                       f"{', '.join(sorted(holders))}; add node to say which")
+
+    def auth_codes_check(self):
+        """R8.6: each code once, of a known subscriber."""
+        accounts, seen = self.accounts(), {}
+        for index, item in _dicts(self.data.get("auth_codes")):
+            path = ("auth_codes", index)
+            if _str(item, "code"):
+                self.unique(seen, item["code"], path + ("code",), "authorization code")
+            self.refer(path + ("subscriber",), item.get("subscriber"), accounts,
+                       self.known.accounts, "subscriber account number")
 
     def groups_check(self):
         parents: dict[tuple[str, str], str | None] = dict(self.known.groups)
@@ -277,19 +361,8 @@ class _Checker:
         if node is not None and sub.get("group") is None:
             self.error(path + ("node",), "only used with group (the node of the group)")
         self.refer(path + ("node",), sub.get("node"), self.nodes, self.known.nodes, "node")
-        if group is None:
-            return
-        holders = self.group_nodes.get(group, set())
-        if node is not None:
-            if node not in holders:
-                self.error(path + ("group",), f"unknown group {group!r} on node {node!r} "
-                           "(neither in the file nor in the database)")
-        elif not holders:
-            self.error(path + ("group",),
-                       f"unknown group {group!r} (neither in the file nor in the database)")
-        elif len(holders) > 1:
-            self.error(path + ("group",), f"group {group!r} exists on nodes "
-                       f"{', '.join(sorted(holders))}; add node to say which")
+        if group is not None:
+            self.group_ref(path, group, node, node_checked=True)
 
     def subscriber_match(self, path: KeyPath, name: str, accounts: dict):
         """A subscriber without account_number is matched by name: it must be one row."""

@@ -6,6 +6,7 @@ from collections import defaultdict
 from billing.models import Device, Node, RouteKind, Subscriber, SubscriberGroup, SubscriberType
 from observers.models import ArchivePeriod, LogLevel, ObserverProfile
 from observers.sources.settings import SOURCES
+from restrictions.models import AuthCode, Limit
 from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 from tariscope.siteconfig.schema import DIAL_PLAN_FIELDS, model_default
@@ -34,7 +35,8 @@ def site_config_export() -> dict:
         _put(item, "description", plan.description)
         out["plans"].append(item)
     devices = defaultdict(list)
-    for device in Device.objects.select_related("default_operator", "default_plan").order_by(
+    for device in Device.objects.select_related(
+            "default_operator", "default_plan", "pbx_control").order_by(
             "name").prefetch_related("routes__operator", "observers"):
         devices[device.node_id].append(_device_export(device))
     for node in Node.objects.order_by("name"):
@@ -60,6 +62,14 @@ def site_config_export() -> dict:
         _put(item, "timeout", binding.timeout, 10.0)
         _put(item, "interval", binding.interval, 0)
         out["scripts"].append(item)
+    out["limits"] = [_limit_export(limit) for limit in Limit.objects.select_related(
+        "subscriber", "group__node").order_by("pk")]
+    out["auth_codes"] = []
+    for code in AuthCode.objects.select_related("subscriber").order_by("code"):
+        item = {"code": code.code, "subscriber": code.subscriber.account_number}
+        _put(item, "enabled", code.enabled, True)
+        _put(item, "description", code.description)
+        out["auth_codes"].append(item)
     return {kind: items for kind, items in out.items() if items}
 
 
@@ -89,6 +99,25 @@ def _device_export(device: Device) -> dict:
         item["observer"] = observers[0]
     else:
         _put(item, "observers", observers, [])
+    control = getattr(device, "pbx_control", None)  # the reverse one-to-one, when it exists
+    if control is not None:
+        _put(item, "connector", control.connector, {})
+        _put(item, "call_control", control.call_control, {})
+    return item
+
+
+def _limit_export(limit: Limit) -> dict:
+    if limit.subscriber_id is not None:
+        item = {"subscriber": limit.subscriber.account_number}
+    else:
+        item = {"group": limit.group.name, "node": limit.group.node.name}
+    if limit.money is not None:
+        item.update(money=f"{limit.money:.2f}", currency=limit.currency)
+    else:
+        item["seconds"] = limit.seconds
+    _put(item, "call_types", sorted(limit.call_types), [])
+    _put(item, "warn_percent", limit.warn_percent)
+    _put(item, "enabled", limit.enabled, True)
     return item
 
 
@@ -116,7 +145,7 @@ def _subscriber_export(subscriber: Subscriber) -> dict:
     _put(item, "type", SubscriberType(subscriber.type).name.lower(), "individual")
     for key in ("connection_date", "contract_number", "contract_date", "account_number",
                 "personal_code", "edrpou", "tax_code", "bank_code", "bank_name",
-                "bank_account"):
+                "bank_account", "email"):
         _put(item, key, getattr(subscriber, key))
     numbers = []
     for number in sorted(subscriber.numbers.all(),

@@ -15,13 +15,14 @@ from billing.models import (
 )
 from observers.models import ArchivePeriod, LogLevel, ObserverProfile, SourceType
 from observers.sources.settings import SOURCE_KEY_SCHEMAS, schema_list, schema_object
+from restrictions.models import AuthCode
 from scripts.events import Event
 from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 
 KINDS = (
     "operators", "plans", "nodes", "devices", "routes", "observers", "groups", "subscribers",
-    "numbers", "scripts",
+    "numbers", "scripts", "pbx_controls", "limits", "auth_codes",
 )
 
 
@@ -135,6 +136,13 @@ DEVICE = schema_object(
         "routes": schema_list(ROUTE),
         "observer": OBSERVER,
         "observers": schema_list(OBSERVER),
+        # R8.11, R8.3-R8.7: checked by the connector family's own description of its keys
+        # (restrictions.connectors.config_problems) and by call_control_problems, which the
+        # UI uses too; here only their shape.
+        "connector": {"type": "object", "description": "how the PBX is reached and "
+                                                         "controlled (docs/restrictions.md)"},
+        "call_control": {"type": "object", "description": "the call-control rules "
+                                                            "(docs/restrictions.md)"},
     },
 )
 
@@ -170,9 +178,39 @@ SUBSCRIBER = schema_object(
         "contract_date": DATE,
         "account_number": _name(Subscriber, "account_number"),
         **{key: _string(Subscriber, key) for key in (
-            "personal_code", "edrpou", "tax_code", "bank_code", "bank_name", "bank_account")},
+            "personal_code", "edrpou", "tax_code", "bank_code", "bank_name", "bank_account",
+            "email")},
         "numbers": schema_list(NUMBER),
     },
+)
+
+MONEY = {"type": ["string", "number"], "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", "minimum": 0,
+         "description": "an amount, e.g. \"500.00\" (a string keeps it exact; at most two "
+                        "decimal places)"}
+
+LIMIT = schema_object(
+    {},
+    {
+        "subscriber": _name(Subscriber, "account_number"),
+        "group": _name(SubscriberGroup),
+        "node": _name(Node),
+        "money": MONEY,
+        "currency": _string(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. UAH"),
+        "seconds": {"type": "integer", "minimum": 1},
+        "call_types": {"type": "array", "uniqueItems": True,
+                       "items": {"type": "integer", "minimum": 0, "maximum": 7},
+                       "description": "the call types counted (docs/restrictions.md); "
+                                      "all when left out"},
+        "warn_percent": {"type": "integer", "minimum": 1, "maximum": 99},
+        "enabled": {"type": "boolean", "default": True},
+    },
+)
+
+AUTH_CODE = schema_object(
+    {"code": {"type": "string", "pattern": r"^[0-9]{1,16}$", "description": "digits"},
+     "subscriber": _name(Subscriber, "account_number")},
+    {"enabled": {"type": "boolean", "default": True},
+     "description": _string(AuthCode, "description")},
 )
 
 SCRIPT_BINDING = schema_object(
@@ -209,6 +247,8 @@ SCHEMA = {
         "groups": schema_list(GROUP),
         "subscribers": schema_list(SUBSCRIBER),
         "scripts": schema_list(SCRIPT_BINDING),
+        "limits": schema_list(LIMIT),
+        "auth_codes": schema_list(AUTH_CODE),
     }),
 }
 

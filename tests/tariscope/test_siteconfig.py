@@ -2,6 +2,7 @@
 import datetime
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from django.core.management.base import CommandError
 
 from billing.models import Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
 from observers.models import ObserverProfile
+from restrictions.models import AuthCode, Limit, PbxControl
 from scripts.models import ScriptBinding
 from tariffs.models import Operator, TariffPlan
 from tariscope.siteconfig.apply import site_config_apply
@@ -94,17 +96,29 @@ def natural_rows() -> dict:
         "subscribers": listed(
             Subscriber.objects, "full_name", "group__node__name", "group__name", "plan__name",
             "type", "connection_date", "contract_number", "contract_date", "account_number",
-            "personal_code", "edrpou", "tax_code", "bank_code", "bank_name", "bank_account"),
+            "personal_code", "edrpou", "tax_code", "bank_code", "bank_name", "bank_account",
+            "email"),
         "numbers": listed(PhoneNumber.objects, "subscriber__account_number", "device__name",
                           "dn", "valid_from", "valid_to", "description"),
         "scripts": listed(ScriptBinding.objects, "profile__name", "event", "script", "enabled",
                           "timeout", "interval"),
+        "pbx_controls": sorted(
+            [c.device.name, json.dumps(c.connector, sort_keys=True),
+             json.dumps(c.call_control, sort_keys=True)]
+            for c in PbxControl.objects.select_related("device")),
+        "limits": sorted(
+            ([lim.subscriber.account_number if lim.subscriber else None,
+              [lim.group.node.name, lim.group.name] if lim.group else None, str(lim.money),
+              lim.currency, lim.seconds, lim.call_types, lim.warn_percent, lim.enabled]
+             for lim in Limit.objects.select_related("subscriber", "group__node")), key=repr),
+        "auth_codes": listed(AuthCode.objects, "code", "subscriber__account_number", "enabled",
+                             "description"),
     }
 
 
 def empty_the_configuration():
-    for model in (PhoneNumber, Subscriber, SubscriberGroup, ObserverProfile, Route, Device,
-                  Node, Operator, TariffPlan):
+    for model in (AuthCode, Limit, PbxControl, PhoneNumber, Subscriber, SubscriberGroup,
+                  ObserverProfile, Route, Device, Node, Operator, TariffPlan):
         model.objects.all().delete()
 
 
@@ -149,7 +163,7 @@ def rich_site():
     ivan = SubscriberFactory(full_name="Ivan Petrenko", group=sales, plan=vip, type=1,
                              connection_date=datetime.date(2024, 1, 2), contract_number="C-1",
                              contract_date=datetime.date(2023, 12, 20), account_number="A-1",
-                             edrpou="12345678", bank_name="PrivatBank")
+                             edrpou="12345678", bank_name="PrivatBank", email="ivan@example.com")
     olha = SubscriberFactory(full_name="Olha Shevchenko", group=lviv_sales)
     SubscriberFactory(full_name="Olha Shevchenko", group=None)  # a namesake, told apart by account
     PhoneNumberFactory(subscriber=ivan, device=pbx1, dn="101", valid_from=datetime.date(2023, 1, 1),
@@ -157,6 +171,13 @@ def rich_site():
     PhoneNumberFactory(subscriber=ivan, device=pbx1, dn="102", valid_from=datetime.date(2024, 1, 1))
     PhoneNumberFactory(subscriber=olha, device=gateway, dn="0441234567",
                        valid_from=datetime.date(2024, 1, 1))
+    PbxControl.objects.create(device=pbx1, connector={
+        "type": "3cx-v20", "url": "https://pbx1.example:5001", "client_id": "tariscope",
+        "client_secret": "s", "close_by": "group", "closed_group": "No outbound"},
+        call_control={"max_call_cost": "25.00", "blocked_destinations": ["882"]})
+    Limit.objects.create(subscriber=ivan, money=Decimal("500.00"), currency="UAH", warn_percent=80)
+    Limit.objects.create(group=sales, seconds=36000, call_types=[5, 6], enabled=False)
+    AuthCode.objects.create(code="4711", subscriber=ivan, description="Ivan's code")
 
 
 # --- Applying ----------------------------------------------------------------------------------
@@ -171,7 +192,8 @@ def test_minimal_example_creates_every_object():
 
     # then one of each kind is created, with the values of the file (it binds no script)
     assert counts == {**{kind: {"created": 1, "updated": 0, "unchanged": 0} for kind in KINDS},
-                      "scripts": {"created": 0, "updated": 0, "unchanged": 0}}
+                      **dict.fromkeys(("scripts", "pbx_controls", "limits", "auth_codes"),
+                                      {"created": 0, "updated": 0, "unchanged": 0})}
     device = Device.objects.get(name="PBX1")
     assert (device.node.name, device.type, device.timezone) == ("Kyiv", "3cx", "Europe/Kyiv")
     assert (device.access_code, device.national_prefix, device.international_prefix,
@@ -203,7 +225,8 @@ def test_applying_the_same_file_twice_changes_nothing():
 
     # then everything is reported unchanged and no row's values changed
     assert counts == {**{kind: {"created": 0, "updated": 0, "unchanged": 1} for kind in KINDS},
-                      "scripts": {"created": 0, "updated": 0, "unchanged": 0}}
+                      **dict.fromkeys(("scripts", "pbx_controls", "limits", "auth_codes"),
+                                      {"created": 0, "updated": 0, "unchanged": 0})}
     assert rows() == before
 
 
@@ -618,6 +641,84 @@ def test_yaml_keeps_dates_as_text_and_reads_only_true_false_as_booleans():
     # then the date and the country stay text
     assert data == {"nodes": [{"name": "Oslo", "country": "NO"}],
                     "x": {"from": "2024-01-01", "enabled": False}}
+
+
+# The restrictions' keys, as issue 15 pins them (the example of docs/restrictions.md).
+RESTRICTIONS = """\
+nodes:
+  - name: Kyiv
+    devices:
+      - name: PBX1
+        type: 3cx
+        connector: {type: 3cx-v20, url: "https://pbx.example.com:5001", client_id: tariscope,
+                    client_secret: "...", close_by: group, closed_group: "No outbound",
+                    poll_seconds: 2, sync_minutes: 60}
+        call_control: {max_call_cost: "25.00", max_call_seconds: 3600, min_balance: "0.00",
+                       require_auth_code: false, blocked_destinations: ["882", "979", "53"]}
+groups: [{name: Sales, node: Kyiv}]
+subscribers:
+  - {name: Ivan Petrenko, group: Sales, account_number: "1001"}
+limits:
+  - {subscriber: "1001", money: "500.00", currency: UAH, warn_percent: 80}
+  - {group: Sales, node: Kyiv, seconds: 36000, call_types: [5, 6]}
+auth_codes:
+  - {code: "4711", subscriber: "1001"}
+"""
+
+
+@pytest.mark.django_db
+def test_the_restrictions_keys_make_the_pbx_control_limits_and_codes():
+    # when the example is applied, then applied again
+    first = site_config_apply(data=yaml.safe_load(RESTRICTIONS))
+    again = site_config_apply(data=yaml.safe_load(RESTRICTIONS))
+    # then the device's control, both limits and the code exist, and the second run changed
+    # nothing
+    assert {kind: first[kind]["created"] for kind in ("pbx_controls", "limits", "auth_codes")} == {
+        "pbx_controls": 1, "limits": 2, "auth_codes": 1}
+    assert all_unchanged(again)
+    control = PbxControl.objects.get(device__name="PBX1")
+    assert control.connector["closed_group"] == "No outbound"
+    assert control.call_control["blocked_destinations"] == ["882", "979", "53"]
+    money = Limit.objects.get(subscriber__account_number="1001")
+    assert (money.money, money.currency, money.warn_percent) == (Decimal("500.00"), "UAH", 80)
+    seconds = Limit.objects.get(group__name="Sales")
+    assert (seconds.seconds, seconds.call_types, seconds.money) == (36000, [5, 6], None)
+    assert AuthCode.objects.get().subscriber.account_number == "1001"
+    # and a changed amount updates the limit in place
+    changed = yaml.safe_load(RESTRICTIONS)
+    changed["limits"][0]["money"] = "600.00"
+    counts = site_config_apply(data=changed)
+    assert counts["limits"] == {"created": 0, "updated": 1, "unchanged": 1}
+    assert Limit.objects.get(subscriber__account_number="1001").money == Decimal("600.00")
+
+
+@pytest.mark.django_db
+def test_bad_restrictions_keys_are_each_reported_and_nothing_is_written():
+    # given the example spoiled in every restrictions key
+    data = yaml.safe_load(RESTRICTIONS)
+    device = data["nodes"][0]["devices"][0]
+    device["connector"]["close_by"] = "unplug"
+    device["call_control"]["max_call_seconds"] = -5
+    data["limits"] += [{"subscriber": "9999", "money": "1.005", "currency": "UAH"},
+                       {"subscriber": "1001", "group": "Sales", "seconds": 60},
+                       {"subscriber": "1001", "money": "5"},
+                       {"group": "Nowhere", "seconds": 60}]
+    data["auth_codes"].append({"code": "4711", "subscriber": "1001"})
+    # when it is applied
+    errors = errors_of(data)
+    # then each problem is named at its key, and nothing was written
+    text = "\n".join(errors)
+    for expected in ("nodes[0].devices[0].connector:", "close_by",
+                     "nodes[0].devices[0].call_control:", "max_call_seconds",
+                     "limits[2].subscriber: unknown subscriber account number '9999'",
+                     "limits[2].money: 1.005 has more than two decimal places",
+                     "limits[3]: give either subscriber (an account number) or group",
+                     "limits[4].currency: a limit in money needs its currency",
+                     "limits[5].group: unknown group 'Nowhere'",
+                     "auth_codes[1].code: duplicate authorization code"):
+        assert expected in text, expected
+    assert not PbxControl.objects.exists() and not Limit.objects.exists()
+    assert not Subscriber.objects.exists()
 
 
 # --- Export --------------------------------------------------------------------------------

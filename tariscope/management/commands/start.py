@@ -1,8 +1,9 @@
 """`manage.py start`: the embedded default in one process (what `make run` calls).
 
 Migrates, seeds the demo site when the database is empty, processes the CDR files waiting
-in the folder observers' folders, then keeps those observers polling in background threads
-and serves the UI on 127.0.0.1:8085 (R10.9).
+in the folder observers' folders, then keeps those observers polling, the scripts' dispatcher
+and the PBX control loop running in background threads, and serves the UI on
+127.0.0.1:8085 (R10.9).
 """
 import secrets
 import threading
@@ -16,6 +17,7 @@ from billing.models import Node
 from observers.models import ObserverProfile, SourceType
 from observers.runner import run_profile
 from observers.supervisor import Supervisor
+from restrictions.control import control_loop
 from scripts.dispatch import Dispatcher, DispatcherBusy
 from scripts.files import shipped_scripts_install
 
@@ -48,6 +50,10 @@ class Command(BaseCommand):
                          daemon=True).start()
         # The scripts bound to events (R9), in this process on the embedded default.
         threading.Thread(target=self._dispatch, args=(stop,), name="scripts",
+                         daemon=True).start()
+        # The call control, the PBX changes and the restrictions' periodic work (R8): what
+        # the pbx-control service and beat do with a broker.
+        threading.Thread(target=control_loop, args=(stop,), name="pbx-control",
                          daemon=True).start()
         url = f"http://{addrport}/"
         self.stdout.write(self.style.SUCCESS(
