@@ -13,6 +13,7 @@ urlpatterns = [
     path("restrictions/limits/<int:pk>/edit", views.limit_edit, name="restrictions_limit_edit"),
     path("restrictions/limits/<int:pk>/delete", views.limit_remove,
          name="restrictions_limit_delete"),
+    path("restrictions/pbx/<int:device_id>/sync", views.pbx_sync_now, name="restrictions_pbx_sync"),
     path("restrictions/history/", views.history, name="restrictions_history"),
     path("restrictions/actions/", views.actions, name="restrictions_actions"),
     path("restrictions/codes/", views.codes, name="restrictions_codes"),

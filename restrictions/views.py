@@ -10,14 +10,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from billing.models import Subscriber, SubscriberGroup
+from billing.models import Device, Subscriber, SubscriberGroup
+from restrictions.connectors import ConnectorError
 from restrictions.forms import (
     ActionFilter,
     AuthCodeForm,
@@ -58,6 +59,7 @@ from restrictions.services import (
     limit_text,
     limit_update,
 )
+from restrictions.sync import NoConnector, SyncRefused, pbx_sync
 from tariffs.choices import CallType
 
 PAGE = 50
@@ -231,7 +233,37 @@ def overview(request):
         "connectors": _connector_states(),
         "actions": ControlAction.objects.select_related("device", "subscriber")[:LATEST_ACTIONS],
         "reopen_form": ReopenForm(),
+        "can_sync": request.user.has_perms(SYNC_PERMISSIONS),
     })
+
+
+# A sync creates and changes subscribers and their numbers.
+SYNC_PERMISSIONS = ("billing.add_subscriber", "billing.change_subscriber",
+                    "billing.add_phonenumber", "billing.change_phonenumber")
+
+
+@login_required
+@require_POST
+def pbx_sync_now(request, device_id):
+    """R8.10: sync a device's extensions into subscribers now (what runs every
+    sync_minutes), and say what it did or why it could not."""
+    if not request.user.has_perms(SYNC_PERMISSIONS):
+        raise PermissionDenied
+    device = get_object_or_404(Device, pk=device_id)
+    try:
+        counts = pbx_sync(device=device)
+    except (NoConnector, SyncRefused, ConnectorError) as exc:
+        messages.error(request, f"{device.name}: the extensions were not synced: "
+                                f"{_masked(str(exc), _connector_of(device))}")
+    else:
+        messages.success(request, f"{device.name}: extensions synced: " + ", ".join(
+            f"{counts[key]} {key}" for key in ("created", "updated", "ended", "unchanged")))
+    return redirect("restrictions")
+
+
+def _connector_of(device) -> dict:
+    control = PbxControl.objects.filter(device=device).first()
+    return control.connector if control is not None else {}
 
 
 @login_required

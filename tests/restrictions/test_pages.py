@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
 
-from billing.models import Subscriber
+from billing.models import PhoneNumber, Subscriber
 from restrictions.models import (
     AuthCode,
     Cause,
@@ -496,3 +496,47 @@ def test_no_page_shows_a_connectors_credentials(operator, site, controlled):
     assert "<code>http://127.0.0.1:9/xapi</code>" in state
     assert "401 Unauthorized: client_secret=••• refused" in state
     assert "created 2, ended 0, unchanged 40, updated 1" in state
+
+
+def _billing_rights(client):
+    user = User.objects.get(username="olena")
+    for codename in ("add_subscriber", "change_subscriber", "add_phonenumber",
+                     "change_phonenumber"):
+        user.user_permissions.add(Permission.objects.get(codename=codename,
+                                                         content_type__app_label="billing"))
+    return client
+
+
+def test_sync_extensions_now_creates_the_pbxs_new_extensions_as_subscribers(
+        operator, site, fake3cx, v20_config):
+    # given the site's 3CX under control (the fake's 100-103; the site holds 101 and 102)
+    PbxControl.objects.create(device=site.device, connector=v20_config)
+    _billing_rights(operator)
+    # when the button is pressed
+    assert "Sync extensions" in operator.get("/restrictions/").content.decode()
+    response = operator.post(f"/restrictions/pbx/{site.device.pk}/sync", follow=True)
+    # then 100 and 103 are subscribers with their numbers, and the page says what was done
+    page = response.content.decode()
+    assert "KyivPBX: extensions synced: 2 created" in page
+    assert set(PhoneNumber.objects.filter(device=site.device).values_list("dn", flat=True)) == {
+        "100", "101", "102", "103"}
+
+
+def test_sync_extensions_now_needs_the_rights_to_change_subscribers(operator, site, controlled):
+    # given an operator of the restrictions without rights on subscribers
+    # when the sync is asked for
+    response = operator.post(f"/restrictions/pbx/{site.device.pk}/sync")
+    # then it is refused, and the button is not offered
+    assert response.status_code == 403
+    assert "Sync extensions" not in operator.get("/restrictions/").content.decode()
+
+
+def test_a_sync_that_cannot_reach_the_pbx_says_so_without_its_secret(operator, site, controlled):
+    # given a PBX that cannot be reached
+    _billing_rights(operator)
+    # when the sync is asked for
+    page = operator.post(f"/restrictions/pbx/{site.device.pk}/sync",
+                         follow=True).content.decode()
+    # then the page says it was not done, and shows no credential
+    assert "KyivPBX: the extensions were not synced" in page
+    assert not [secret for secret in SECRETS if secret in page]
