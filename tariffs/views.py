@@ -317,3 +317,9 @@ def import_discard(request, import_id, state):
     job_discard(import_id)
     _forget(request, import_id)
     return redirect("tariff_import")
+
+
+@login_required
+def tariff_index(request):
+    """R5: the Tariffs area's first page."""
+    return render(request, "tariffs/index.html", {})

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     # Swagger UI and Redoc as static files, so that /api/docs/ works offline.
     "drf_spectacular_sidecar",
     "django_filters",
+    "django_tables2",
+    "django_htmx",
     "tariffs",
     "billing",
     "observers",
@@ -75,12 +77,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # R11: the page's language from the user's choice (a cookie), else the browser's.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "tariscope.middleware.RefuseNulInQueryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "tariscope.urls"
@@ -127,6 +132,10 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en-us")
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# R11: the UI's languages (docs/languages.md); the user picks one (the switcher in the
+# page's header, remembered in a cookie), else the browser's preference decides.
+LANGUAGES = [("en", "English"), ("uk", "Українська"), ("ru", "Русский")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

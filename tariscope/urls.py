@@ -3,12 +3,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from billing import views as billing_views
+from billing.views import home
 from tariscope import health
 from tariscope.login import LoginView
 
 urlpatterns = [
-    path("", billing_views.home, name="home"),
+    path("", home.home, name="home"),
     path("health", health.health, name="health"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -18,5 +18,9 @@ urlpatterns = [
     path("", include("scripts.urls")),
     path("", include("observers.urls")),
     path("", include("restrictions.urls")),
-    path("tariffs/import/", include("tariffs.urls")),
+    path("tariffs/", include("tariffs.urls")),
+    path("", include("reports.urls")),
+    path("", include("tariscope.pages_urls")),
+    # The language switcher's POST (django.views.i18n.set_language).
+    path("i18n/", include("django.conf.urls.i18n")),
 ]

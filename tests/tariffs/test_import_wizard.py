@@ -115,11 +115,13 @@ def test_user_without_the_add_tariff_permission_gets_403(client, tmp_path):
     assert not job_dir("0" * 32).parent.exists()
 
 
-def test_nav_has_the_import_tariffs_link(importer):
-    # when
+def test_the_tariffs_area_has_the_import_tariffs_link(importer):
+    # when a page, then the Tariffs area, is opened
     page = importer.get(reverse("calls")).content.decode()
-    # then
-    assert f'href="{reverse("tariff_import")}">Import tariffs' in page
+    area = importer.get(reverse("tariffs")).content.decode()
+    # then the navigation leads to the area, and the area to the import
+    assert f'href="{reverse("tariffs")}">Tariffs' in page
+    assert f'href="{reverse("tariff_import")}">Import tariffs' in area
 
 
 def test_a_step_of_an_import_this_session_does_not_have_is_404(importer):
