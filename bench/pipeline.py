@@ -54,7 +54,8 @@ ABROAD = ("48", "49", "44", "1", "33", "39", "420", "371", "90", "972")
 
 
 def cdr_lines(count: int, seed: int) -> bytes:
-    """`count` answered outgoing 3CX v18 lines from extensions 101-130 over a month."""
+    """`count` answered outgoing 3CX v18 lines from extensions 201-230 (the demo site's,
+    tariscope/demo/site.py) over a month."""
     rng = random.Random(seed)
     start = datetime(2026, 10, 1, 8)
     fmt = "%Y/%m/%d %H:%M:%S"
@@ -70,7 +71,7 @@ def cdr_lines(count: int, seed: int) -> bytes:
             number = f"90{rng.choice(MOBILE)}{rng.randint(0, 9999999):07d}"
         else:
             number = f"900{rng.choice(ABROAD)}{rng.randint(0, 99999999):08d}"
-        ext = str(101 + n % 30)
+        ext = str(201 + n % 30)
         out.write(
             f"Call {n},{n:016x}_1,{talk // 3600:02d}:{talk % 3600 // 60:02d}:{talk % 60:02d},"
             f"{begin:{fmt}},{answer:{fmt}},{answer + timedelta(seconds=talk):{fmt}},"

@@ -69,6 +69,10 @@ class ObserverProfile(models.Model):
     )
     last_record_at = models.DateTimeField(null=True, blank=True)
     records_total = models.PositiveBigIntegerField(default=0)
+    # Calls this profile stored on `calls_day` (the server's day): the Observers page's
+    # "calls today" (not the calls that started today, which a late file skews).
+    calls_day = models.DateField(null=True, blank=True)
+    calls_today = models.PositiveBigIntegerField(default=0)
     rejects_total = models.PositiveBigIntegerField(default=0)
     # R2.4: pieces whose processing failed for good (an error that a retry cannot fix, not
     # the database away); their bytes stay in the raw archive for `reprocess`.

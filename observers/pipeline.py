@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from billing.accounts import charges_recalculate_for
@@ -110,9 +110,14 @@ def piece_process(*, profile: ObserverProfile, data: bytes, source_name: str = "
             # `subscribers`: those whose month's usage grew (their limits are checked, R8.1).
             event_emit(Event.CALL_PROCESSED, profile=profile.name, ids=stored.ids,
                        subscribers=sorted(stored.subscribers))
+        today = timezone.localdate()
         ObserverProfile.objects.filter(pk=profile.pk).update(
             records_total=F("records_total") + stored.calls,
             rejects_total=F("rejects_total") + new_rejects,
+            # (Every expression of an UPDATE reads the row as it was.)
+            calls_today=Case(When(calls_day=today, then=F("calls_today") + stored.calls),
+                             default=Value(stored.calls)),
+            calls_day=today,
             **({"last_record_at": timezone.now()} if stored.calls else {}),
         )
     summary = IngestSummary(received=len(records) + len(rejects), calls=stored.calls,

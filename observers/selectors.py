@@ -1,22 +1,18 @@
 """Reads for the observers pages (R2.5, R2.7)."""
 from collections import deque
-from datetime import datetime, time
 
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import Call
 from observers.models import ObserverProfile, RejectedRecord
 
 
 def profile_list():
-    """Profiles with their device, and calls stored today per device (server's day)."""
-    today = datetime.combine(timezone.localdate(), time.min, timezone.get_current_timezone())
+    """Profiles with their device, and the calls each stored today (the server's day)."""
+    today = timezone.localdate()
     profiles = list(ObserverProfile.objects.select_related("device").order_by("name"))
-    counts = dict(Call.objects.filter(start__gte=today, device__in={p.device_id for p in profiles})
-                  .values_list("device").annotate(n=Count("id")).values_list("device", "n"))
     for profile in profiles:
-        profile.calls_today = counts.get(profile.device_id, 0)
+        profile.stored_today = profile.calls_today if profile.calls_day == today else 0
     return profiles
 
 

@@ -208,7 +208,8 @@ def demo_deck() -> tuple[list[DeckTariff], list[DeckCode]]:
 # (group, parent group); the node is the root of the tree.
 GROUPS = (("Management", None), ("Sales", None), ("Sales East", "Sales"),
           ("Support", None), ("Accounting", None))
-# Employees in extension order: the first holds 101, the last 130.
+# Employees in extension order: the first holds 201, the last 230 (clear of the emergency
+# and service numbers 101-104 and 112, which the device keeps as service numbers).
 STAFF = (
     ("Oleksandr Kovalenko", "Management"), ("Iryna Bondarenko", "Management"),
     ("Viktor Hrytsenko", "Management"),
@@ -227,9 +228,9 @@ STAFF = (
     ("Petro Vasylenko", "Accounting"), ("Larysa Yakovenko", "Accounting"),
     ("Mykola Fedorenko", "Accounting"), ("Anastasiia Karpenko", "Accounting"),
 )
-FIRST_EXTENSION = 101
-# R6.3: Maksym Oliinyk (110) leaves mid-month and the head of sales takes over his line.
-REASSIGNED_DN = "110"
+FIRST_EXTENSION = 201
+# R6.3: Maksym Oliinyk (210) leaves mid-month and the head of sales takes over his line.
+REASSIGNED_DN = "210"
 REASSIGNED_TO = "Andrii Shevchenko"
 # How busy each department's telephones are, relative to one another.
 GROUP_ACTIVITY = {"Management": 0.8, "Sales": 1.6, "Sales East": 1.4, "Support": 1.2,

@@ -1,6 +1,11 @@
 """R2.5, R2.7: the observers page, start/stop, the log and the rejects list; the supervisor."""
+import re
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
 from observers.models import ObserverProfile, ObserverState, RejectedRecord
 from observers.pipeline import profile_ingest
@@ -28,6 +33,29 @@ def test_list_shows_each_profile_with_state_counters_and_rejects(operator_client
     assert "PBX7" in html and "offline" in html
     assert '<td class="num">1</td>' in html
     assert "/observers/PBX7/rejects" in html and "/observers/PBX7/log" in html
+
+
+def test_calls_stored_today_count_a_late_file_and_start_again_the_next_day(operator_client, db):
+    # given a profile that stores today three calls made in June 2024 (a late file)
+    profile = ObserverProfileFactory(name="PBX7")
+    profile_ingest(profile=profile, data=cdr_file(*(cdr_line(historyid=f"Call {n}")
+                                                    for n in range(3))))
+    profile_ingest(profile=profile, data=cdr_file(cdr_line(historyid="Call 9")),
+                   source_name="second.log")
+    # when the page is opened today, and the next day
+    today = operator_client.get("/observers/").content.decode()
+    with time_machine.travel(timezone.now() + timedelta(days=1)):
+        tomorrow = operator_client.get("/observers/").content.decode()
+    # then "calls stored today" (the first number of its row) is 4 whenever they were made,
+    # and 0 the next day, while the records stay 4
+    assert numbers_of_row(today, "PBX7")[:2] == ["4", "4"]
+    assert numbers_of_row(tomorrow, "PBX7")[:2] == ["0", "4"]
+
+
+def numbers_of_row(html: str, name: str) -> list[str]:
+    """The numeric cells of the profile's row, in order."""
+    row = html[html.index(f">{name}<"):]
+    return re.findall(r'<td class="num">([^<]*)</td>', row[:row.index("</tr>")])
 
 
 def test_page_query_count_does_not_grow_with_profiles(operator_client, db,

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db.models.functions import TruncDate
 
 from billing.models import Call, Device, Node, PhoneNumber, Route, Subscriber, SubscriberGroup
+from billing.numbering import DialPlan, Kind, parse_number
 from observers.models import ObserverProfile
 from observers.parsers.base import Reject
 from observers.parsers.threecx import parse
@@ -146,13 +147,16 @@ def test_seed_demo_creates_the_site_its_deck_and_a_folder_profile():
     assert device.default_plan.name == "Basic"
     assert SubscriberGroup.objects.get(name="Sales East").parent.name == "Sales"
     assert Subscriber.objects.count() == 30 == len(STAFF)
-    # and extensions 101-130 are held from the first day; 110 changes hands in the period
+    # and extensions 201-230 are held from the first day; 210 changes hands in the period
     numbers = PhoneNumber.objects.all()
-    assert {n.dn for n in numbers} == {str(n) for n in range(101, 131)}
+    assert {n.dn for n in numbers} == {str(n) for n in range(201, 231)}
     assert {n.valid_from for n in numbers if n.dn != REASSIGNED_DN} == {date(2025, 6, 16)}
     old, new = PhoneNumber.objects.filter(dn=REASSIGNED_DN).order_by("valid_from")
     assert old.valid_to == date(2025, 6, 16) and new.valid_from == date(2025, 6, 17)
     assert new.subscriber.full_name == REASSIGNED_TO != old.subscriber.full_name
+    # and no extension is an emergency number: 112 dialled from the office is a service call
+    plan = DialPlan.from_device(device)
+    assert parse_number("112", plan, {n.dn for n in numbers})[1] == Kind.SERVICE
     # and the operator has a few hundred codes; tariffs group many codes and are priced
     codes = PhoneCode.objects.filter(operator=device.default_operator)
     assert 200 <= codes.count() <= 600
