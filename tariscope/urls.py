@@ -3,12 +3,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from billing.views import home
-from tariscope import health
+from tariscope import health, views
 from tariscope.login import LoginView
 
 urlpatterns = [
-    path("", home.home, name="home"),
+    path("", views.home, name="home"),
     path("health", health.health, name="health"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
