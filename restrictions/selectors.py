@@ -56,6 +56,83 @@ def zone_of_group(group_id: int) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(name or settings.TIME_ZONE)
 
 
+def zones_of_limits(limits) -> dict[int, zoneinfo.ZoneInfo]:
+    """The zone of each limit's month (zone_of_subscriber / zone_of_group), for many limits
+    in two queries."""
+    server = settings.TIME_ZONE
+    subscriber_ids = {limit.subscriber_id for limit in limits if limit.subscriber_id}
+    group_ids = {limit.group_id for limit in limits if limit.group_id}
+    of_subscriber: dict[int, str] = {}
+    if subscriber_ids:
+        # The newest number of each subscriber last: what zone_of_subscriber picks.
+        for subscriber_id, name in (PhoneNumber.objects.filter(subscriber_id__in=subscriber_ids)
+                                    .order_by("subscriber_id", "valid_from")
+                                    .values_list("subscriber_id", "device__timezone")):
+            of_subscriber[subscriber_id] = name
+    of_group: dict[int, str] = {}
+    if group_ids:
+        for group_id, name in (SubscriberGroup.objects.filter(pk__in=group_ids)
+                               .order_by("pk", "-node__devices__name")
+                               .values_list("pk", "node__devices__timezone")):
+            if name:
+                of_group[group_id] = name
+    zones: dict[str, zoneinfo.ZoneInfo] = {}
+
+    def zone(name: str | None) -> zoneinfo.ZoneInfo:
+        name = name or server
+        if name not in zones:
+            zones[name] = zoneinfo.ZoneInfo(name)
+        return zones[name]
+
+    return {limit.pk: zone(of_subscriber.get(limit.subscriber_id) if limit.subscriber_id
+                           else of_group.get(limit.group_id)) for limit in limits}
+
+
+def limit_usages(months: dict[Limit, date], parents: dict[int, int | None]
+                 ) -> dict[int, Decimal | int]:
+    """What each limit has used in its month (limit_usage for many limits): the month's
+    totals read in two queries, whatever the number of limits, and summed here."""
+    used: dict[int, Decimal | int] = {limit.pk: (Decimal(0) if limit.money is not None else 0)
+                                      for limit in months}
+    subscriber_limits = [limit for limit in months if limit.subscriber_id is not None]
+    group_limits = [limit for limit in months if limit.subscriber_id is None]
+    month_set = set(months.values())
+    if subscriber_limits:
+        rows = (MonthUsage.objects.filter(
+            month__in=month_set, subscriber_id__in={limit.subscriber_id for limit in
+                                                    subscriber_limits})
+            .values_list("subscriber_id", "month", "call_type", "currency", "seconds", "cost"))
+        _add(used, subscriber_limits, months, rows, lambda limit: {limit.subscriber_id})
+    if group_limits:
+        subtrees = {limit.pk: group_subtree(limit.group_id, parents) for limit in group_limits}
+        rows = (MonthUsage.objects.filter(
+            month__in=month_set, subscriber__group_id__in=set().union(*subtrees.values()))
+            .values_list("subscriber__group_id", "month", "call_type", "currency")
+            .annotate(seconds=Sum("seconds"), cost=Sum("cost"))
+            .values_list("subscriber__group_id", "month", "call_type", "currency", "seconds",
+                         "cost").order_by())
+        _add(used, group_limits, months, rows, lambda limit: subtrees[limit.pk])
+    return used
+
+
+def _add(used, limits, months, rows, owners_of) -> None:
+    """Add each row (owner, month, call type, currency, seconds, cost) to the limits it
+    counts towards: those whose owner set (subscriber, or groups of the subtree) holds it."""
+    by_owner: dict[int, list[Limit]] = defaultdict(list)
+    for limit in limits:
+        for owner in owners_of(limit):
+            by_owner[owner].append(limit)
+    for owner, month, call_type, currency, seconds, cost in rows:
+        for limit in by_owner.get(owner, ()):
+            if months[limit] != month or (limit.call_types and call_type not in limit.call_types):
+                continue
+            if limit.money is not None:
+                if currency == limit.currency:
+                    used[limit.pk] += cost or 0
+            else:
+                used[limit.pk] += seconds or 0
+
+
 def month_of(moment: datetime, zone: zoneinfo.ZoneInfo) -> date:
     return moment.astimezone(zone).date().replace(day=1)
 
@@ -80,8 +157,8 @@ def limits_of_subscribers(subscriber_ids, parents: dict[int, int | None]) -> lis
     """The enabled limits that these subscribers' calls count towards: their own and those
     of their groups and the groups above."""
     groups = set()
-    for group_id in Subscriber.objects.filter(pk__in=subscriber_ids).values_list(
-            "group_id", flat=True):
+    for group_id in Subscriber.objects.filter(pk__in=subscriber_ids).order_by().values_list(
+            "group_id", flat=True).distinct():
         groups.update(group_ancestors(group_id, parents))
     return list(Limit.objects.filter(Q(subscriber_id__in=subscriber_ids) | Q(group_id__in=groups),
                                      enabled=True).select_related("subscriber", "group"))

@@ -36,11 +36,13 @@ from restrictions.selectors import (
     group_subtree,
     group_tree,
     limit_usage,
+    limit_usages,
     limits_of_subscribers,
     month_of,
     subscribers_in_groups,
     zone_of_group,
     zone_of_subscriber,
+    zones_of_limits,
 )
 from scripts.events import Event, action_register, event_emit, event_subscribe
 from scripts.mail import mail_config
@@ -77,38 +79,59 @@ def limits_check(*, subscriber_ids, now: datetime | None = None) -> dict:
     """R8.1: check the limits these subscribers' calls count towards (theirs and their
     groups'), for the month now in their zone: a warning once per month when the warning
     threshold is crossed, and a closure when the limit is reached. A closure the operator
-    reopened by hand is not made again in the same month. Returns counts."""
+    reopened by hand is not made again in the same month. Returns counts.
+
+    Runs after every stored batch: the limits, their zones, their usage and their months'
+    states are read in a fixed number of queries whatever the number of limits; only a
+    limit with something new to do (a warning or a closure) takes a transaction."""
     now = now or timezone.now()
     parents = group_tree()
     summary = {"limits": 0, "warned": 0, "closed": 0}
-    for limit in limits_of_subscribers(set(subscriber_ids), parents):
+    limits = limits_of_subscribers(set(subscriber_ids), parents)
+    if not limits:
+        return summary
+    zones = zones_of_limits(limits)
+    months = {limit: month_of(now, zones[limit.pk]) for limit in limits}
+    usages = limit_usages(months, parents)
+    states = {(state.limit_id, state.month): state for state in LimitMonth.objects.filter(
+        limit__in=limits, month__in=set(months.values()))}
+    for limit in limits:
         summary["limits"] += 1
-        month = month_of(now, _target_zone(limit))
-        used = limit_usage(limit, month, parents)
-        amount = _amount(limit)
-        if limit.warn_percent and used * 100 < amount * limit.warn_percent:
-            continue
-        if not limit.warn_percent and used < amount:
-            continue
-        with transaction.atomic():
-            state, _ = LimitMonth.objects.select_for_update().get_or_create(limit=limit,
-                                                                             month=month)
-            if limit.warn_percent and not state.warned_at and \
-                    used * 100 >= amount * limit.warn_percent:
-                state.warned_at = now
-                state.save(update_fields=["warned_at"])
-                _warn(limit, used, month)
-                summary["warned"] += 1
-            if used >= amount and not state.reached_at:
-                state.reached_at = now
-                state.save(update_fields=["reached_at"])
-                reason = f"monthly limit reached: {limit_text(limit, used)} in {month:%Y-%m}"
-                target = ({"subscriber": limit.subscriber} if limit.subscriber_id
-                          else {"group": limit.group})
-                if closure_make(**target, cause=Cause.LIMIT, reason=reason, by="limit",
-                                limit=limit, month=month) is not None:
-                    summary["closed"] += 1
+        month, used, amount = months[limit], usages[limit.pk], _amount(limit)
+        warn = bool(limit.warn_percent) and used * 100 >= amount * limit.warn_percent
+        reach = used >= amount
+        state = states.get((limit.pk, month))
+        if not (warn and not (state and state.warned_at)) and \
+                not (reach and not (state and state.reached_at)):
+            continue  # nothing new: below its thresholds, or warned and closed already
+        warned, closed = _limit_act(limit, month, used, now)
+        summary["warned"] += warned
+        summary["closed"] += closed
     return summary
+
+
+def _limit_act(limit: Limit, month: date, used, now: datetime) -> tuple[int, int]:
+    """The warning and the closure a limit's usage calls for in `month`, each once (the
+    month's state locked, so that two checks at once do it once)."""
+    amount, warned, closed = _amount(limit), 0, 0
+    with transaction.atomic():
+        state, _ = LimitMonth.objects.select_for_update().get_or_create(limit=limit, month=month)
+        if limit.warn_percent and not state.warned_at and \
+                used * 100 >= amount * limit.warn_percent:
+            state.warned_at = now
+            state.save(update_fields=["warned_at"])
+            _warn(limit, used, month)
+            warned = 1
+        if used >= amount and not state.reached_at:
+            state.reached_at = now
+            state.save(update_fields=["reached_at"])
+            reason = f"monthly limit reached: {limit_text(limit, used)} in {month:%Y-%m}"
+            target = ({"subscriber": limit.subscriber} if limit.subscriber_id
+                      else {"group": limit.group})
+            if closure_make(**target, cause=Cause.LIMIT, reason=reason, by="limit",
+                            limit=limit, month=month) is not None:
+                closed = 1
+    return warned, closed
 
 
 def limits_enforce(*, now: datetime | None = None) -> dict:

@@ -9,8 +9,8 @@ import pytest
 import time_machine
 
 from restrictions.models import Cause, ClassChange, Closure, Limit, LimitMonth
-from restrictions.selectors import closed_subscribers, group_tree
-from restrictions.services import closure_make, closure_reopen, limits_reopen_due
+from restrictions.selectors import closed_subscribers, group_tree, limit_usage, limit_usages
+from restrictions.services import closure_make, closure_reopen, limits_check, limits_reopen_due
 from scripts.events import Event, event_subscribe
 from scripts.models import OutgoingMail
 from tests.factories import PhoneNumberFactory, SubscriberFactory, SubscriberGroupFactory
@@ -161,3 +161,57 @@ def test_a_subscriber_closed_already_is_not_closed_twice(site):
     # then nothing more is made
     assert first is not None and second is None
     assert Closure.objects.count() == 1 and ClassChange.objects.count() == 1
+
+
+def test_the_check_after_a_batch_reads_a_fixed_number_of_rows_however_many_limits(
+        site, june, django_assert_max_num_queries):
+    # given 40 subscribers with a limit each, a team under Sales with a group limit, and
+    # a month of usage for each of them
+    from billing.models import MonthUsage
+    team = SubscriberGroupFactory(node=site.node, name="Sales team", parent=site.sales)
+    subscribers = [SubscriberFactory(full_name=f"S{n}", group=team if n % 2 else site.sales)
+                   for n in range(40)]
+    for n, subscriber in enumerate(subscribers):
+        PhoneNumberFactory(subscriber=subscriber, device=site.device, dn=str(300 + n))
+        Limit.objects.create(subscriber=subscriber, money=Decimal("1000.00"), currency="UAH")
+        MonthUsage.objects.create(subscriber=subscriber, month=date(2024, 6, 1), call_type=3,
+                                  currency="UAH", calls=1, seconds=60, cost=Decimal("0.50"))
+    Limit.objects.create(group=site.sales, seconds=10**6, call_types=[3])
+    # when their limits are checked; then a fixed number of queries does it
+    with django_assert_max_num_queries(9):
+        summary = limits_check(subscriber_ids=[s.pk for s in subscribers])
+    assert summary == {"limits": 41, "warned": 0, "closed": 0}
+
+
+def test_the_batched_usage_is_each_limits_own(site, june):
+    # given usage in two months, two call types and two currencies, and limits of a
+    # subscriber and of groups, in money and in seconds, of some call types or all
+    from billing.models import MonthUsage
+    team = SubscriberGroupFactory(node=site.node, name="Sales team", parent=site.sales)
+    member = SubscriberFactory(full_name="Taras", group=team)
+    for subscriber, month, call_type, currency, seconds, cost in (
+            (site.subscriber, date(2024, 6, 1), 3, "UAH", 120, "1.00"),
+            (site.subscriber, date(2024, 6, 1), 5, "UAH", 60, "9.00"),
+            (site.subscriber, date(2024, 6, 1), 5, "EUR", 30, "2.00"),
+            (site.subscriber, date(2024, 5, 1), 3, "UAH", 600, "5.00"),
+            (member, date(2024, 6, 1), 5, "UAH", 90, "4.50"),
+            (site.colleague, date(2024, 6, 1), 6, "UAH", 45, "0.75")):
+        MonthUsage.objects.create(subscriber=subscriber, month=month, call_type=call_type,
+                                  currency=currency, calls=1, seconds=seconds,
+                                  cost=Decimal(cost))
+    limits = [
+        Limit.objects.create(subscriber=site.subscriber, money=Decimal("100"), currency="UAH"),
+        Limit.objects.create(subscriber=site.subscriber, seconds=1000, call_types=[5]),
+        Limit.objects.create(group=site.sales, money=Decimal("100"), currency="UAH"),
+        Limit.objects.create(group=team, seconds=1000),
+        Limit.objects.create(group=site.sales, money=Decimal("100"), currency="EUR",
+                             call_types=[5, 6]),
+    ]
+    parents = group_tree()
+    months = {limit: date(2024, 6, 1) for limit in limits}
+    # when the usage of all is read at once; then it is what each one's own read says
+    batched = limit_usages(months, parents)
+    assert batched == {limit.pk: limit_usage(limit, date(2024, 6, 1), parents)
+                       for limit in limits}
+    assert list(batched.values()) == [Decimal("10.00"), 90, Decimal("15.25"), 90,
+                                      Decimal("2.00")]
