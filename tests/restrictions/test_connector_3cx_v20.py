@@ -564,3 +564,28 @@ def test_secrets_are_never_in_logs_or_exceptions(fake3cx, v20_config, clock, cap
         texts += [str(error), repr(error), "".join(traceback.format_exception(error))]
     for secret in [fake3cx.client_secret, "another-Secret-123", *tokens]:
         assert not any(secret in text for text in texts), secret
+
+
+def test_a_burst_of_closures_checks_the_closed_group_once_and_again_after_a_minute(
+        v20, fake3cx, clock):
+    # when three extensions are closed one after the other, then one more a minute later
+    for number in ("100", "101", "103"):
+        v20.close(number)
+    asked = len(fake3cx.requests("v20", "GET", "/xapi/v1/OutboundRules"))
+    clock.advance(61)
+    v20.close("102")
+    # then the outbound rules were read once for the burst, and again after the minute
+    assert asked == 1
+    assert len(fake3cx.requests("v20", "GET", "/xapi/v1/OutboundRules")) == 2
+
+
+def test_a_close_resumed_from_its_plan_asks_nothing_but_the_user_and_writes_once(v20, fake3cx):
+    # given the plan of a close kept before it was first tried
+    plan = v20.close_plan("101")
+    before = len(fake3cx.log)
+    # when the close is made with it
+    state = v20.close("101", plan=plan)
+    # then it read the user, wrote once, and recorded what the plan said
+    made = [(r.method, r.path) for r in fake3cx.log[before:] if r.api == "v20"]
+    assert made == [("GET", "/xapi/v1/Users"), ("PATCH", "/xapi/v1/Users(12)")]
+    assert state == plan

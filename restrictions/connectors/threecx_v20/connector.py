@@ -45,6 +45,9 @@ from restrictions.connectors.threecx_v20.client import XapiClient, odata_string,
 
 TYPE = "3cx-v20"
 STATE_VERSION = 1
+# How long the closed group's check (it exists; no outbound rule but emergency ones serves
+# it) holds before closing into it asks the PBX again.
+CLOSED_GROUP_CHECK_SECONDS = 60
 
 CONFIG_KEYS: dict[str, ConfigKey] = {
     "type": ConfigKey("choice", required=True, choices=(TYPE,)),
@@ -121,6 +124,7 @@ class ThreeCXv20Connector(Connector):
         )
         # close/reopen read, compare and write: one at a time within this process.
         self._write_lock = threading.Lock()
+        self._closed_group: tuple[int, float] | None = None  # (its id, when it was checked)
 
     @classmethod
     def config_problems(cls, config: Mapping[str, Any]) -> list[str]:
@@ -244,11 +248,23 @@ class ThreeCXv20Connector(Connector):
     def close(self, ext: str | Extension, plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
         with self._write_lock:
             user = self._user(ext)
-            state = resumed(plan, self._plan(user))
+            kept = self._kept(plan, user)
+            state = kept if kept is not None else resumed(plan, self._plan(user))
             applied = state["applied"]
             if self._values(user, list(applied)) != applied:
                 self.client.patch(f"/Users({int(user['Id'])})", self._patch_body(applied))
             return state
+
+    def _kept(self, plan: Mapping[str, Any] | None, user: Mapping[str, Any]) -> dict[str, Any] | None:
+        """`plan` when it recorded a change of this very user the way this connector closes
+        now (then nothing needs asking again); else None."""
+        if not plan or not plan.get("changed"):
+            return None
+        extension = {"id": str(user["Id"]), "number": text_of(user.get("Number"))}
+        fresh = {"family": TYPE, "version": STATE_VERSION, "close_by": self.close_by,
+                 "extension": extension}
+        state = resumed(plan, fresh)
+        return None if state is fresh else state
 
     def _plan(self, user: Mapping[str, Any]) -> dict[str, Any]:
         """What closing `user` the configured way changes: its previous_state."""
@@ -325,7 +341,16 @@ class ThreeCXv20Connector(Connector):
         return state_checked(TYPE, ext, state, ok)
 
     def _closed_group_id(self) -> int:
-        """The closed group's id, after making sure that closing into it bars calls."""
+        """The closed group's id, after making sure that closing into it bars calls; the
+        answer is kept CLOSED_GROUP_CHECK_SECONDS, so that a burst of closures asks once."""
+        checked = self._closed_group
+        if checked is not None and self.clock() - checked[1] < CLOSED_GROUP_CHECK_SECONDS:
+            return checked[0]
+        group_id = self._closed_group_checked()
+        self._closed_group = (group_id, self.clock())
+        return group_id
+
+    def _closed_group_checked(self) -> int:
         name = self.config["closed_group"]
         groups = self.client.get_values(
             "/Groups", {"$filter": f"Name eq {odata_string(name)}", "$select": "Id,Name"}
