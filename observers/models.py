@@ -5,6 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Device
 
@@ -40,8 +41,8 @@ class LogLevel(models.IntegerChoices):
 
 
 class ObserverState(models.TextChoices):
-    ONLINE = "online", "online"
-    OFFLINE = "offline", "offline"
+    ONLINE = "online", _("online")
+    OFFLINE = "offline", _("offline")
 
 
 class ObserverProfile(models.Model):
