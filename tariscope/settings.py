@@ -209,6 +209,12 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+# --- Reports (R11.3, docs/reports.md) -------------------------------------------------------
+# A report over more days than this runs as a task behind a progress page.
+REPORTS_SYNC_DAYS = env.int("REPORTS_SYNC_DAYS", default=92)
+# The "short calls" report: answered calls up to this many seconds.
+REPORTS_SHORT_CALL_SECONDS = env.int("REPORTS_SHORT_CALL_SECONDS", default=10)
+
 # --- Cache ------------------------------------------------------------------------------
 # Shared by every web worker when set (the API's login throttle counts across workers);
 # without it each process keeps its own. Never the broker's Redis database: clearing the
