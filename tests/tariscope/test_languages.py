@@ -7,7 +7,9 @@ so far; a page joins the list when its strings are translated."""
 import re
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+
+from tariscope.roles import READ_ONLY
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +36,10 @@ def english_in(html: str) -> list[str]:
 
 @pytest.fixture
 def operator(client, site):
-    client.force_login(User.objects.create_user("olena", password="pw-olena-1"))
+    """A read-only operator (tariscope/roles.py): sees every page and its links."""
+    user = User.objects.create_user("olena", password="pw-olena-1")
+    user.groups.add(Group.objects.get(name=READ_ONLY))
+    client.force_login(user)
     return client
 
 
