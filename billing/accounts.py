@@ -3,6 +3,7 @@
 A call counts in the month of its start in its device's time zone, as the subscriber
 who held the number on that date (R6.3) sees it.
 """
+import re
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
@@ -12,7 +13,9 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from billing.directory import validated_save
 from billing.models import (
     Call,
     Charge,
@@ -212,3 +215,56 @@ def recurring_charges_create(*, month: date) -> int:
                               "tariff": None})
                 written += 1
     return written
+
+
+def payment_delete(*, payment: Payment) -> None:
+    """R7.2: remove a payment entered by mistake (the balance loses it)."""
+    with transaction.atomic():
+        payment.delete()
+
+
+RECURRING_FIELDS = ("name", "amount", "currency", "valid_from", "valid_to")
+
+
+def _recurring_errors(service: RecurringService) -> dict:
+    errors = {}
+    if not re.fullmatch(r"[A-Z]{3}", service.currency or ""):
+        errors["currency"] = [_("An ISO 4217 code: three capital letters, as UAH.")]
+    if service.amount is not None and service.amount < 0:
+        errors["amount"] = [_("A monthly fee is not negative.")]
+    if (service.valid_to is not None and service.valid_from is not None
+            and service.valid_to < service.valid_from):
+        errors["valid_to"] = [_("The last day comes before the first.")]
+    return errors
+
+
+def recurring_service_create(*, name: str, amount: Decimal, valid_from: date,
+                             currency: str = "UAH", valid_to: date | None = None,
+                             subscriber: Subscriber | None = None, plan=None) -> RecurringService:
+    """R7.1: a monthly fee of one subscriber or of every subscriber of a tariff plan;
+    charged from the month of valid_from (recurring_charges_create)."""
+    service = RecurringService(name=(name or "").strip(), amount=amount,
+                               currency=(currency or "").strip().upper(),
+                               valid_from=valid_from, valid_to=valid_to, subscriber=subscriber,
+                               plan=plan)
+    with transaction.atomic():
+        return validated_save(service, _recurring_errors(service))
+
+
+def recurring_service_update(*, service: RecurringService, **values) -> RecurringService:
+    """R7.1: change a monthly fee's name, amount, currency or period; charges made already
+    change when the month's recurring charges are made again."""
+    unknown = set(values) - set(RECURRING_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown fields {sorted(unknown)}")
+    if "currency" in values:
+        values["currency"] = (values["currency"] or "").strip().upper()
+    for name, value in values.items():
+        setattr(service, name, value)
+    with transaction.atomic():
+        return validated_save(service, _recurring_errors(service))
+
+
+def recurring_service_end(*, service: RecurringService, valid_to: date) -> RecurringService:
+    """R7.1: end a monthly fee on its last day (months after it are not charged)."""
+    return recurring_service_update(service=service, valid_to=valid_to)

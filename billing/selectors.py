@@ -2,10 +2,11 @@
 import zoneinfo
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from functools import lru_cache
 
 import holidays
-from django.db.models import Q
+from django.db.models import CASCADE, PROTECT, RESTRICT, Count, Q
 
 from billing.models import Call, Charge, Device, Holiday, Payment, PhoneNumber, Subscriber, SubscriberGroup
 
@@ -148,19 +149,119 @@ def number_list(*, filters: dict | None = None):
     return qs.order_by("subscriber_id", "device__name", "dn", "valid_from")
 
 
-def account_movements(subscriber) -> list[dict]:
+def account_movements(subscriber, currency: str | None = None) -> list[dict]:
     """R7.2: a personal account's charges and payments, oldest first, with the running
-    balance (payments minus charges) after each."""
+    balance (payments minus charges) after each in that movement's currency: money in two
+    currencies is never added up. Payments are in the account's currency
+    (account_currency), unless `currency` names it."""
+    if currency is None:
+        currency = account_currency(subscriber)
     rows = [{"date": c.period_start, "kind": "charge", "text": c.service_name,
              "amount": -c.amount, "currency": c.currency}
             for c in Charge.objects.filter(subscriber=subscriber)]
     rows += [{"date": p.date, "kind": "payment", "text": f"{p.get_type_display()} {p.bank}".strip(),
-              "amount": p.amount, "currency": "", "order": p.pk}
+              "amount": p.amount, "currency": currency, "order": p.pk, "payment_id": p.pk}
              for p in Payment.objects.filter(subscriber=subscriber)]
     # Within a day, charges (a month's first day) come before that day's payments.
     rows.sort(key=lambda r: (r["date"], r["kind"] == "payment", r.get("order", 0)))
-    running = 0
+    running: dict[str, Decimal] = defaultdict(Decimal)
     for row in rows:
-        running += row["amount"]
-        row["balance"] = running
+        running[row["currency"]] += row["amount"]
+        row["balance"] = running[row["currency"]]
+    return rows
+
+
+# -- the operator's pages (R11.1)
+
+# A payment's currency while an account has no charges: the operators' default (Operator).
+DEFAULT_CURRENCY = "UAH"
+
+
+def account_currency(subscriber) -> str:
+    """R7.2: the currency a subscriber's payments count in. A payment records none (R7.2,
+    and the API's `payment` takes none): it is the currency most of the account's charges
+    are in (on a tie the operators' default, else the first by name), the default while
+    there are none."""
+    counted = list(Charge.objects.filter(subscriber=subscriber).exclude(currency="")
+                   .order_by().values_list("currency").annotate(n=Count("id")))
+    if not counted:
+        return DEFAULT_CURRENCY
+    return min(counted, key=lambda row: (-row[1], row[0] != DEFAULT_CURRENCY, row[0]))[0]
+
+
+def account_balances(movements: list[dict], currency: str) -> list[dict]:
+    """R7.2: the balance in each currency after `movements` (account_movements), the
+    account's own `currency` first, then the others by name; never a sum of two."""
+    last: dict[str, Decimal] = {currency: Decimal(0)}
+    for row in movements:
+        last[row["currency"]] = row["balance"]
+    return [{"currency": code, "balance": last[code]}
+            for code in sorted(last, key=lambda code: (code != currency, code))]
+
+
+def number_overlapping(*, device, dn: str, valid_from: date, valid_to: date | None,
+                       exclude: int | None = None):
+    """R6.2: the first holding of `dn` on `device` (with its subscriber) that shares a day
+    with [valid_from, valid_to] (valid_to empty: no end), or None."""
+    others = PhoneNumber.objects.filter(device=device, dn=dn).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gte=valid_from))
+    if valid_to is not None:
+        others = others.filter(valid_from__lte=valid_to)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    return others.select_related("subscriber").order_by("valid_from").first()
+
+
+def delete_impact(model, pks, *, skip: tuple[str, ...] = ()) -> list[dict]:
+    """R11.1: what deleting the rows `pks` of `model` does to the rows that refer to them,
+    one entry per kind of row: its name (the model's verbose name, plural), how many, and
+    the effect: "deleted" with them, "kept" without the reference, or "refused" (the
+    database protects them, so the delete cannot be made). Relations of the model to itself
+    and those named in `skip` are left to the caller. One count per relation."""
+    pks = list(pks)
+    found = []
+    for relation in model._meta.related_objects:
+        if relation.many_to_many or relation.related_model is model or relation.name in skip:
+            continue
+        count = relation.related_model._base_manager.filter(
+            **{f"{relation.field.name}__in": pks}).count()
+        if not count:
+            continue
+        on_delete = relation.on_delete
+        effect = ("refused" if on_delete in (PROTECT, RESTRICT)
+                  else "deleted" if on_delete is CASCADE else "kept")
+        meta = relation.related_model._meta
+        found.append({"name": meta.verbose_name if count == 1 else meta.verbose_name_plural,
+                      "relation": relation.name, "count": count, "effect": effect})
+    return found
+
+
+def group_forest(*, node=None) -> list[dict]:
+    """R1.3: the groups of each node as their trees read, depth first: one row per group
+    with its node, depth and its own subscribers' count; groups of a cycle made outside the
+    pages (there are none through them) are listed last at depth 0."""
+    groups = SubscriberGroup.objects.select_related("node").annotate(
+        subscriber_count=Count("subscribers")).order_by("node__name", "name")
+    if node is not None:
+        groups = groups.filter(node=node)
+    groups = list(groups)
+    children: dict[int | None, list] = defaultdict(list)
+    for group in groups:
+        children[group.parent_id].append(group)
+    rows, placed = [], set()
+
+    def walk(group, depth):
+        placed.add(group.pk)
+        rows.append({"group": group, "depth": depth, "indent": "\u2003" * depth})
+        for child in children.get(group.pk, ()):
+            if child.pk not in placed:
+                walk(child, depth + 1)
+
+    known = {group.pk for group in groups}
+    for group in groups:
+        if group.parent_id is None or group.parent_id not in known:
+            walk(group, 0)
+    for group in groups:
+        if group.pk not in placed:
+            walk(group, 0)
     return rows

@@ -1,13 +1,56 @@
 from django.urls import path
 
-from billing.views import calls, subscribers
+from billing.views import calls, directory, lookups, subscribers
 
 urlpatterns = [
     # -- calls (billing/views/calls.py)
     path("calls/", calls.calls, name="calls"),
     path("calls/<int:pk>/", calls.call_detail, name="call_detail"),
+    # -- lookups: a filter's search suggestions, JSON (billing/views/lookups.py)
+    path("lookup/subscribers", lookups.subscribers, name="lookup_subscribers"),
+    path("lookup/groups", lookups.groups, name="lookup_groups"),
     # -- subscribers, numbers, accounts (billing/views/subscribers.py)
     path("subscribers/", subscribers.subscriber_list, name="subscribers"),
     path("subscribers/<int:pk>/", subscribers.subscriber_detail, name="subscriber"),
     path("subscribers/<int:pk>/statement", subscribers.statement, name="statement"),
+    path("subscribers/new", subscribers.subscriber_new, name="subscriber_new"),
+    path("subscribers/<int:pk>/edit", subscribers.subscriber_edit, name="subscriber_edit"),
+    path("subscribers/<int:pk>/delete", subscribers.subscriber_remove, name="subscriber_delete"),
+    path("subscribers/<int:pk>/numbers/new", subscribers.number_new, name="number_new"),
+    path("subscribers/<int:pk>/numbers/<int:number_pk>/edit", subscribers.number_edit,
+         name="number_edit"),
+    path("subscribers/<int:pk>/numbers/<int:number_pk>/delete", subscribers.number_remove,
+         name="number_delete"),
+    path("subscribers/<int:pk>/payments/new", subscribers.payment_new, name="payment_new"),
+    path("subscribers/<int:pk>/payments/<int:payment_pk>/delete", subscribers.payment_remove,
+         name="payment_delete"),
+    path("subscribers/<int:pk>/services/new", subscribers.service_new, name="service_new"),
+    path("subscribers/<int:pk>/services/<int:service_pk>/edit", subscribers.service_edit,
+         name="service_edit"),
+    path("subscribers/<int:pk>/services/<int:service_pk>/end", subscribers.service_end,
+         name="service_end"),
+    # -- directory: nodes, devices, routes, groups, holidays (billing/views/directory.py)
+    path("settings/nodes/", directory.node_list, name="nodes"),
+    path("settings/nodes/new", directory.node_new, name="node_new"),
+    path("settings/nodes/<int:pk>/", directory.node_detail, name="node"),
+    path("settings/nodes/<int:pk>/edit", directory.node_edit, name="node_edit"),
+    path("settings/nodes/<int:pk>/delete", directory.node_remove, name="node_delete"),
+    path("settings/devices/", directory.device_list, name="devices"),
+    path("settings/devices/new", directory.device_new, name="device_new"),
+    path("settings/devices/<int:pk>/", directory.device_detail, name="device"),
+    path("settings/devices/<int:pk>/edit", directory.device_edit, name="device_edit"),
+    path("settings/devices/<int:pk>/delete", directory.device_remove, name="device_delete"),
+    path("settings/devices/<int:pk>/routes/new", directory.route_new, name="route_new"),
+    path("settings/devices/<int:pk>/routes/<int:route_pk>/edit", directory.route_edit,
+         name="route_edit"),
+    path("settings/devices/<int:pk>/routes/<int:route_pk>/delete", directory.route_remove,
+         name="route_delete"),
+    path("settings/groups/", directory.group_list, name="groups"),
+    path("settings/groups/new", directory.group_new, name="group_new"),
+    path("settings/groups/<int:pk>/edit", directory.group_edit, name="group_edit"),
+    path("settings/groups/<int:pk>/delete", directory.group_remove, name="group_delete"),
+    path("settings/holidays/", directory.holiday_list, name="holidays"),
+    path("settings/holidays/new", directory.holiday_new, name="holiday_new"),
+    path("settings/holidays/<int:pk>/edit", directory.holiday_edit, name="holiday_edit"),
+    path("settings/holidays/<int:pk>/delete", directory.holiday_remove, name="holiday_delete"),
 ]

