@@ -12,23 +12,18 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.filters import LABEL_SEPARATOR as SEPARATOR
+from billing.filters import group_label, subscriber_label
 from billing.models import Device, Node, Subscriber, SubscriberGroup
 from reports.catalogue import ReportKind
 from reports.selectors import DEFAULT_TOP
 from reports.tables import CALL_TYPE_LABELS, DIRECTION_LABELS
 from tariffs.choices import CallType, Direction
 
-SEPARATOR = " · "
 _DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 TOP_MAX = 1000
 
 
-def subscriber_label(subscriber: Subscriber) -> str:
-    return f"{subscriber.full_name}{SEPARATOR}{subscriber.account_number}"
-
-
-def group_label(group: SubscriberGroup) -> str:
-    return f"{group.name}{SEPARATOR}{group.node.name}"
 
 
 class LookupInput(forms.TextInput):

@@ -10,25 +10,17 @@ from django import forms
 from django.urls import reverse
 from django.utils.html import format_html
 
+from billing.filters import LABEL_SEPARATOR as SEPARATOR
+from billing.filters import group_label, subscriber_label
 from billing.models import Device, Subscriber, SubscriberGroup
 from restrictions.models import Cause, ControlRule
 from tariffs.choices import CallType
 
-SEPARATOR = " · "
 # Calls that a limit counts: outgoing ones (billing.MonthUsage), of these types.
 LIMIT_CALL_TYPES = [(t.value, t.label) for t in CallType
                     if t not in (CallType.INTERNAL, CallType.INCOMING)]
 
 
-def subscriber_label(subscriber: Subscriber) -> str:
-    """What the subscriber field shows and accepts back: "Ivan Petrenko · 12"."""
-    return f"{subscriber.full_name}{SEPARATOR}{subscriber.account_number}"
-
-
-def group_label(group: SubscriberGroup) -> str:
-    """What the group field shows and accepts back: "Sales · Kyiv" (names are unique per
-    node)."""
-    return f"{group.name}{SEPARATOR}{group.node.name}"
 
 
 class LookupInput(forms.TextInput):
